@@ -54,13 +54,16 @@ class Vocab:
     @classmethod
     def load(cls, root: Path) -> "Vocab":
         tax = yaml.safe_load((root / "vocab" / "taxonomy.yaml").read_text(encoding="utf-8"))
-        res = yaml.safe_load((root / "vocab" / "results.yaml").read_text(encoding="utf-8"))
+        def names(kind: str) -> dict[str, list[str]]:
+            data = yaml.safe_load((root / "vocab" / f"{kind}.yaml").read_text(encoding="utf-8")) or {}
+            return {str(k): [str(a) for a in (v or [])] for k, v in data.items()}
+
         return cls(
             facets={k: dict(v["values"]) for k, v in tax.items()},
             facet_titles={k: v["title"] for k, v in tax.items()},
-            models={k: list(v or []) for k, v in res["models"].items()},
-            datasets={k: list(v or []) for k, v in res["datasets"].items()},
-            metrics={k: list(v or []) for k, v in res["metrics"].items()},
+            models=names("models"),
+            datasets=names("datasets"),
+            metrics=names("metrics"),
         )
 
     def check_name(self, kind: str, value: str | None) -> str | None:
@@ -75,7 +78,7 @@ class Vocab:
                 return f"'{value}' is an alias: write '{canon}'"
         close = difflib.get_close_matches(value, list(table), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"'{value}' is not in vocab/results.yaml {kind}{hint}; add it there if it is new"
+        return f"'{value}' is not in vocab/{kind}.yaml{hint}; append it there if it is new"
 
 
 @dataclass
