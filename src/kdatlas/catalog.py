@@ -183,8 +183,8 @@ def load_paper_file(path: Path, rel: str) -> tuple[Paper | None, list[Problem]]:
                 msg = "required field is missing"
             elif err["type"] == "extra_forbidden":
                 msg = "unknown field (not in the schema; check the spelling)"
-            elif "input" in err and err["type"].endswith("_type"):
-                msg = f"{msg} (got {type(err['input']).__name__} {err['input']!r:.60})"
+            elif isinstance(err.get("input"), (str, int, float, bool, type(None))) and not err["type"].startswith("value_error"):
+                msg = f"{msg} (got {err['input']!r:.60})"
             problems.append(Problem(rel, _field_name(loc), msg, _line_of(raw, loc)))
         return None, problems
     return paper, []
