@@ -7,8 +7,3 @@ window.MathJax = {
   options: {ignoreHtmlClass: "tex2jax_ignore|md-search|md-nav|md-header", processHtmlClass: "arithmatex|jp-RenderedMarkdown|jp-MarkdownOutput|md-typeset", enableMenu: false},
   chtml: {fontURL: new URL("mathjax/output/chtml/fonts/woff-v2", document.currentScript.src).href}
 };
-document$.subscribe(() => {
-  if (window.MathJax && MathJax.typesetPromise) {
-    MathJax.startup.output.clearCache(); MathJax.typesetClear(); MathJax.texReset(); MathJax.typesetPromise();
-  }
-});

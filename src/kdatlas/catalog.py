@@ -19,7 +19,7 @@ ROOT_MARKERS = ("mkdocs.yml", "papers")
 
 def find_root(start: Path | None = None) -> Path:
     """The repository root: the nearest folder above ``start`` with mkdocs.yml and papers/."""
-    here = (start or Path.cwd()).resolve()
+    here = Path(start or Path.cwd()).resolve()
     for cand in (here, *here.parents):
         if all((cand / m).exists() for m in ROOT_MARKERS):
             return cand

@@ -34,7 +34,8 @@ Every model has the same interface:
 
 - ``model(x) -> logits`` of shape ``(batch, num_classes)``;
 - ``model.forward_features(x) -> (features, logits)``: ``features`` is a list with the output of
-  each stage (after its ReLU), from the first to the last; ``features[-1]`` is the last stage's map
+  each stage (after its ReLU; the pre-activation WRNs give raw block outputs, the last one after
+  the final BN-ReLU), from the first to the last; ``features[-1]`` is the last stage's map
   BEFORE global average pooling. Feature maps are ``(B, C, L)`` for 1-D models, ``(B, C, H, W)`` for
   2-D ones. For the CIFAR ResNets/WRNs ``features[0]`` is the stem convolution's output (so
   resnet8x4 and resnet32x4 both give 4 maps with matching spatial sizes 32, 32, 16, 8);
