@@ -43,6 +43,14 @@ def safe_md(text: str) -> str:
     return text.replace("<", "&lt;")
 
 
+def link_ids(text: str, ids: set[str], from_dir: str) -> str:
+    """Turn bare mentions of atlas paper ids in record prose into links to their pages."""
+    if not ids:
+        return text
+    pattern = re.compile(r"(?<![\w/\[`-])(" + "|".join(sorted(map(re.escape, ids), key=len, reverse=True)) + r")(?![\w/`-])")
+    return pattern.sub(lambda m: f"[{m.group(1)}]({_rel(from_dir, f'papers/{m.group(1)}.md')})", text)
+
+
 def esc(text: str) -> str:
     """Plain text for a Markdown table cell or link label."""
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
@@ -143,7 +151,8 @@ def page_paper(p: Paper, cat: Catalog, files: PaperFiles, ctx: SiteContext, benc
             out.append(f"    - **{esc(u.field)}**: {esc(u.note)}")
         out.append("")
     out += [f"!!! abstract \"TL;DR\"\n    {safe_md(p.tldr)}", ""]
-    out += ["## Summary", "", safe_md(p.summary), "", "## Method", "", safe_md(p.method), ""]
+    ids = set(cat.papers) - {p.id}
+    out += ["## Summary", "", link_ids(safe_md(p.summary), ids, d), "", "## Method", "", safe_md(p.method), ""]
 
     out += ["## Reported results", ""]
     if p.results:

@@ -58,3 +58,11 @@ def test_mkdocs_build_strict_on_the_real_catalog(root, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     for pid in cat.papers:
         assert (tmp_path / "site" / "papers" / pid / "index.html").exists()
+
+
+def test_bare_paper_ids_in_prose_become_links_but_code_and_links_stay():
+    from kdatlas.site import link_ids
+    out = link_ids("as in FitNets (romero2014fitnets), see [x](../papers/romero2014fitnets.md), `romero2014fitnets`",
+                   {"romero2014fitnets"}, "papers")
+    assert out == ("as in FitNets ([romero2014fitnets](../papers/romero2014fitnets.md)), "
+                   "see [x](../papers/romero2014fitnets.md), `romero2014fitnets`")
