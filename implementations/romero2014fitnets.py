@@ -42,22 +42,26 @@ __all__ = [
 ]
 
 
-def regressor_kernel_size(guided_size: tuple[int, int], hint_size: tuple[int, int]) -> tuple[int, int]:
+def regressor_kernel_size(guided_size: tuple[int, ...], hint_size: tuple[int, ...]) -> tuple[int, ...]:
     """k_i = N_{g,i} - N_{h,i} + 1 (Sec. 2.2): a valid convolution maps N_g to N_h."""
+    if len(guided_size) != len(hint_size) or len(guided_size) not in (1, 2):
+        raise ValueError(f"sizes must both be 1-D or 2-D, got {guided_size} and {hint_size}")
     k = tuple(g - h + 1 for g, h in zip(guided_size, hint_size))
     if min(k) < 1:
         raise ValueError(f"hint {hint_size} is larger than the guided layer {guided_size}")
-    return k  # type: ignore[return-value]
+    return k
 
 
 class ConvRegressor(nn.Module):
-    """r(.; W_r): conv (guided channels -> hint channels, kernel from the sizes), then the hint's non-linearity."""
+    """r(.; W_r): conv (guided channels -> hint channels, kernel from the sizes), then the hint's
+    non-linearity. Sizes of length 2 give a Conv2d (images), of length 1 a Conv1d (sequences)."""
 
-    def __init__(self, guided_channels: int, hint_channels: int, guided_size: tuple[int, int],
-                 hint_size: tuple[int, int], nonlinearity: nn.Module | None = None):
+    def __init__(self, guided_channels: int, hint_channels: int, guided_size: tuple[int, ...],
+                 hint_size: tuple[int, ...], nonlinearity: nn.Module | None = None):
         super().__init__()
         kernel = regressor_kernel_size(guided_size, hint_size)
-        self.conv = nn.Conv2d(guided_channels, hint_channels, kernel_size=kernel, padding=0)
+        conv = {1: nn.Conv1d, 2: nn.Conv2d}[len(kernel)]
+        self.conv = conv(guided_channels, hint_channels, kernel_size=kernel, padding=0)
         # The paper requires u_h and r to share their non-linearity: pass e.g. nn.ReLU() for a post-ReLU hint.
         self.nonlinearity = nonlinearity if nonlinearity is not None else nn.Identity()
 

@@ -34,7 +34,9 @@ __all__ = ["attention_map", "at_loss"]
 
 
 def attention_map(features: Tensor, p: float = 2.0, eps: float = 1e-12) -> Tensor:
-    """sum_c |A_c|^p, flattened to (batch, H*W) and L2-normalised per sample. Input (B, C, H, W)."""
+    """sum_c |A_c|^p, flattened to (batch, H*W) and L2-normalised per sample.
+
+    Input (B, C, H, W); 1-D maps (B, C, L) work the same way (a map over L positions)."""
     q = features.abs().pow(p).sum(dim=1).flatten(1)  # F^p_sum(A), vectorised: Q
     return F.normalize(q, p=2.0, dim=1, eps=eps)  # Q / ||Q||_2
 

@@ -24,6 +24,9 @@ def test_kernel_size_maps_the_guided_size_to_the_hint_size():
     for g, h in [((16, 16), (8, 8)), ((11, 7), (4, 7)), ((5, 5), (5, 5))]:
         r = ConvRegressor(3, 7, g, h)
         assert r(torch.randn(2, 3, *g)).shape == (2, 7, *h)
+    # 1-D feature maps (sequences) get a Conv1d with the same rule
+    r1 = ConvRegressor(3, 5, (20,), (10,))
+    assert r1.conv.kernel_size == (11,) and r1(torch.randn(2, 3, 20)).shape == (2, 5, 10)
 
 
 def test_regressor_has_k1_k2_Oh_Og_weights_far_fewer_than_fully_connected():
@@ -38,6 +41,8 @@ def test_regressor_has_k1_k2_Oh_Og_weights_far_fewer_than_fully_connected():
 def test_hint_larger_than_guided_layer_is_rejected():
     with pytest.raises(ValueError, match="larger"):
         regressor_kernel_size((4, 4), (8, 8))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        regressor_kernel_size((4, 4), (4,))
 
 
 def test_regressor_ends_with_the_hints_nonlinearity():
