@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from .schema import Paper
+from .schema import ID_RE, Paper
 
 ROOT_MARKERS = ("mkdocs.yml", "papers")
 
@@ -190,7 +190,7 @@ def load_paper_file(path: Path, rel: str) -> tuple[Paper | None, list[Problem]]:
     return paper, []
 
 
-def _check_paper_in_catalog(p: Paper, rel: str, stem: str, vocab: Vocab, raw_lines: dict) -> list[Problem]:
+def _check_paper_in_catalog(p: Paper, rel: str, stem: str, vocab: Vocab, raw_lines: dict, all_ids: set[str]) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(fieldname: str, reason: str) -> None:
@@ -208,6 +208,8 @@ def _check_paper_in_catalog(p: Paper, rel: str, stem: str, vocab: Vocab, raw_lin
         if len(set(values)) != len(values):
             add(f"tags.{facet}", "a value is listed twice")
     for i, r in enumerate(p.results):
+        if ID_RE.match(r.method) and r.method not in all_ids:
+            add(f"results[{i}].method", f"'{r.method}' looks like a paper id but no paper has it")
         if r.task not in vocab.facets["task"]:
             add(f"results[{i}].task", f"'{r.task}' is not a value of the task facet")
         for kind, val, name in (("datasets", r.dataset, "dataset"), ("metrics", r.metric, "metric"),
@@ -233,6 +235,7 @@ def _load(root: Path) -> Catalog:
     for p in other:
         cat.problems.append(Problem(f"papers/{p.name}", "(file)", "paper records must be .yaml files"))
     seen: dict[str, str] = {}
+    all_ids = {p.stem for p in files}
     for path in files:
         rel = f"papers/{path.name}"
         paper, probs = load_paper_file(path, rel)
@@ -244,7 +247,7 @@ def _load(root: Path) -> Catalog:
             lines = raw.get("__lines__", {})
         except yaml.YAMLError:
             lines = {}
-        cat.problems.extend(_check_paper_in_catalog(paper, rel, path.stem, cat.vocab, lines))
+        cat.problems.extend(_check_paper_in_catalog(paper, rel, path.stem, cat.vocab, lines, all_ids))
         if paper.id in seen:
             cat.problems.append(Problem(rel, "id", f"duplicate id '{paper.id}' (also in {seen[paper.id]})", lines.get("id")))
             continue

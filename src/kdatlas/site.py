@@ -327,6 +327,9 @@ def collect_boards(cat: Catalog) -> dict[tuple[str, str, str], list[tuple[Paper,
     return boards
 
 
+REFERENCE_METHODS = ("teacher", "student alone")
+
+
 def page_board(key: tuple[str, str, str], rows: list, cat: Catalog) -> str:
     task, dataset, metric = key
     d = "leaderboards"
@@ -335,14 +338,27 @@ def page_board(key: tuple[str, str, str], rows: list, cat: Catalog) -> str:
            f"Task: [{task}]({_rel(d, tag_path('task', task))}). {'Higher' if higher else 'Lower'} is better. "
            "Every number is as reported by the paper in the last column (not reproduced by us); "
            "numbers from different papers may differ in protocol.", ""]
+    # Rows for a model trained without distillation (a teacher, or a student alone) are reference
+    # points, not entries of a teacher -> student pair: they get their own table below.
+    ref = [(p, r) for p, r in rows if r.method in REFERENCE_METHODS or not (r.teacher and r.student)]
     by_pair: dict[str, list] = defaultdict(list)
     for p, r in rows:
-        by_pair[f"{r.teacher or '–'} → {r.student or '–'}"].append((p, r))
+        if (p, r) not in ref:
+            by_pair[f"{r.teacher} → {r.student}"].append((p, r))
     for pair in sorted(by_pair):
         out += [f"## {esc(pair)}", "", "| Method | Value | Student alone | Teacher | Reported in | Source |", "|---|---|---|---|---|---|"]
         items = sorted(by_pair[pair], key=lambda pr: pr[1].value, reverse=higher)
         for p, r in items:
             out.append(f"| {method_cell(r.method, cat, d)} | {fmt_num(r.value)} | {fmt_num(r.baseline)} | {fmt_num(r.teacher_value)} "
+                       f"| [{esc(p.id)}]({_rel(d, f'papers/{p.id}.md')}) | {esc(r.source)}{' · ' + esc(r.setting) if r.setting else ''} |")
+        out.append("")
+    if ref:
+        out += ["## Reference points and single-model results", "",
+                "Teachers and students trained without distillation, and results reported without a teacher → student pair.", "",
+                "| Method | Model | Value | Reported in | Source |", "|---|---|---|---|---|"]
+        for p, r in sorted(ref, key=lambda pr: (pr[1].teacher or pr[1].student or "", pr[1].method)):
+            model = r.teacher if r.method == "teacher" else (r.student or r.teacher or "–")
+            out.append(f"| {method_cell(r.method, cat, d)} | {esc(model)} | {fmt_num(r.value)} "
                        f"| [{esc(p.id)}]({_rel(d, f'papers/{p.id}.md')}) | {esc(r.source)}{' · ' + esc(r.setting) if r.setting else ''} |")
         out.append("")
     return "\n".join(out)

@@ -66,3 +66,17 @@ def test_bare_paper_ids_in_prose_become_links_but_code_and_links_stay():
                    {"romero2014fitnets"}, "papers")
     assert out == ("as in FitNets ([romero2014fitnets](../papers/romero2014fitnets.md)), "
                    "see [x](../papers/romero2014fitnets.md), `romero2014fitnets`")
+
+
+def test_teacher_and_student_alone_rows_are_reference_points_not_pairs(mini_repo, valid_record):
+    base = valid_record["results"][0]
+    valid_record["results"] += [
+        {**base, "method": "teacher", "student": None, "value": 79.42, "baseline": None, "teacher_value": None},
+        {**base, "method": "student alone", "teacher": None, "value": 72.5, "baseline": None, "teacher_value": None},
+    ]
+    mini_repo.write_paper(valid_record)
+    pages = build_pages(load_catalog(mini_repo), SiteContext(repo_url="https://github.com/someone/atlas"))
+    board = pages["leaderboards/image-classification--cifar-100--top-1-accuracy.md"]
+    assert board.count("\n## ") == 2 and "→ –" not in board and "– →" not in board
+    ref = board.split("## Reference points")[1]
+    assert "| teacher | ResNet-32x4 | 79.42 |" in ref and "| student alone | ResNet-8x4 | 72.5 |" in ref

@@ -140,3 +140,8 @@ def test_nothing_written_from_an_invalid_catalog(mini_repo):
     assert not (mini_repo / "site").exists()
     res = subprocess.run([sys.executable, "-m", "kdatlas.cli", "bib"], cwd=mini_repo, capture_output=True, text=True)
     assert res.returncode == 1 and res.stdout == ""
+
+
+def test_result_method_that_looks_like_a_missing_id(mini_repo):
+    (msg,) = _broken(mini_repo, lambda r: r["results"][0].update(method="hintn2015distilling"))
+    assert "results[0].method" in msg and "looks like a paper id" in msg
