@@ -77,3 +77,17 @@ def on_files(files: Files, config) -> Files:
         rel = f.relative_to(mj).as_posix()
         files.append(File.generated(config, f"assets/mathjax/{rel}", abs_src_path=str(f)))
     return files
+
+
+def on_page_markdown(markdown: str, page, config, files):
+    """Edit links point at the data a page is generated from (the paper's YAML), or nowhere."""
+    src = page.file.src_uri
+    if not page.file.generated_by:
+        return markdown
+    if src.startswith("papers/") and src != "papers/index.md":
+        page.edit_url = f"{config.repo_url.rstrip('/')}/edit/main/papers/{src.removeprefix('papers/').removesuffix('.md')}.yaml"
+    elif src.startswith("notebooks/"):
+        page.edit_url = f"{config.repo_url.rstrip('/')}/edit/main/notebooks/{src.removeprefix('notebooks/').removesuffix('.ipynb')}.py"
+    else:
+        page.edit_url = None
+    return markdown
