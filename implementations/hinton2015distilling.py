@@ -49,7 +49,10 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
 
 
 class KDLoss(nn.Module):
-    """ce_weight * CE(z, y) + kd_weight * kd_loss(z, v, T). Returns the total and its parts."""
+    """The weighted terms {"ce": ce_weight * CE(z, y), "kd": kd_weight * kd_loss(z, v, T)}.
+
+    The loss is the sum of the dict's values (as in the harness, which sums and logs them).
+    """
 
     def __init__(self, temperature: float = 4.0, ce_weight: float = 0.1, kd_weight: float = 0.9):
         super().__init__()
@@ -60,8 +63,7 @@ class KDLoss(nn.Module):
     ) -> dict[str, Tensor]:
         ce = F.cross_entropy(student_logits, targets)  # averaged over the batch
         kd = kd_loss(student_logits, teacher_logits, self.temperature)
-        total = self.ce_weight * ce + self.kd_weight * kd
-        return {"loss": total, "ce": ce, "kd": kd}
+        return {"ce": self.ce_weight * ce, "kd": self.kd_weight * kd}
 
 
 if __name__ == "__main__":
@@ -69,5 +71,5 @@ if __name__ == "__main__":
     z = torch.randn(8, 10, requires_grad=True)
     v, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
     out = KDLoss()(z, v, y)
-    out["loss"].backward()
+    sum(out.values()).backward()
     print({k: round(t.item(), 4) for k, t in out.items()}, "grad norm", z.grad.norm().item())

@@ -14,7 +14,9 @@ Every loader returns a :class:`Data` record::
 ``train``/``test`` are datasets whose items are ``(x, y, index)``: ``index`` is the position of the
 sample in its dataset (CRD's memory bank and the cached-teacher mode look samples up by it). The
 train loader shuffles with a ``torch.Generator`` seeded by ``seed`` (no workers), so the order of
-batches is a function of the seed. ``augmented`` is True when the train inputs are randomly
+batches is a function of the seed. A loader's generator advances as it is iterated: build fresh
+loaders (``data.loaders(...)`` again) for each run that should see the same order, e.g. the student
+alone and then the distilled student. ``augmented`` is True when the train inputs are randomly
 transformed on every pass (CIFAR with augmentation): the cached-teacher mode is then invalid.
 
 - ``load_mnist1d(seed=0, num_samples=5000, train_split=0.8, n_train=None, noise_scale=None) -> Data``

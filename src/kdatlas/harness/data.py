@@ -26,15 +26,23 @@ class Data:
     augmented: bool = False  # True: train inputs change on every pass (no cached teacher)
 
     def loaders(self, batch_size: int = 128, seed: int = 0, eval_batch_size: int = 512):
-        """``(train_loader, test_loader)``; the train order depends only on ``seed``."""
+        """``(train_loader, test_loader)``; the train order depends only on ``seed``.
+
+        A loader's generator advances as it is iterated: call ``loaders`` again for each training run
+        that should replay the same batch order (e.g. the student alone, then the distilled one)."""
         return (make_loader(self.train, batch_size, shuffle=True, seed=seed),
                 make_loader(self.test, eval_batch_size, shuffle=False))
 
 
 def make_loader(dataset: Dataset, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
-    """A single-process DataLoader; shuffling uses its own generator seeded with ``seed``."""
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
+    """A single-process DataLoader; shuffling uses its own generator seeded with ``seed``.
+
+    The generator is attached even without shuffling: a DataLoader without one draws a seed from the
+    global torch RNG every time it is iterated, so evaluating a model would change what the next
+    ``torch.randn`` (say, a new layer's initialisation) returns.
+    """
+    gen = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen,
                       drop_last=drop_last, num_workers=0)
 

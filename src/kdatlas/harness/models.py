@@ -81,8 +81,8 @@ class ConvNet(_FeatureModel):
 
 
 def mnist1d_teacher(num_classes: int = 10) -> ConvNet:
-    """1-D teacher for MNIST-1D: widths 64/128/256, 2 convs per stage (~0.4 M parameters)."""
-    return ConvNet(1, (64, 128, 256), num_classes, blocks=2)
+    """1-D teacher for MNIST-1D: widths 32/64/128, 2 convs per stage (~0.1 M parameters)."""
+    return ConvNet(1, (32, 64, 128), num_classes, blocks=2)
 
 
 def mnist1d_student(num_classes: int = 10) -> ConvNet:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from .data import make_loader
 from .models import pool
 
 __all__ = ["Outputs", "History", "TeacherCache", "seed_everything", "default_device", "model_outputs",
@@ -132,7 +133,7 @@ class TeacherCache:
         was_training = teacher.training
         teacher.to(device).eval()
         logits, embs, feats = [], [], None
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for batch in make_loader(dataset, batch_size, shuffle=False):
             x, _, idx = _unpack(batch)
             if idx is not None and len(logits) == 0 and int(idx[0]) != 0:
                 raise ValueError("dataset indices must run 0..N-1 in order")
@@ -224,7 +225,8 @@ def train(student: nn.Module, train_loader: DataLoader, *, epochs: int = 10, lr:
         sampler = DistributedSampler(train_loader.dataset, shuffle=True, seed=seed,
                                      drop_last=train_loader.drop_last)
         loader = DataLoader(train_loader.dataset, batch_size=train_loader.batch_size, sampler=sampler,
-                            drop_last=train_loader.drop_last, num_workers=0)
+                            drop_last=train_loader.drop_last, num_workers=0,
+                            generator=torch.Generator().manual_seed(seed))  # keeps the global RNG untouched
         net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None,
                   find_unused_parameters=True)
     student_ids = {id(p) for p in student.parameters()}
@@ -245,6 +247,7 @@ def train(student: nn.Module, train_loader: DataLoader, *, epochs: int = 10, lr:
         for batch in loader:
             x, y, idx = _unpack(batch)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            idx = idx.to(device) if idx is not None else None
             feats, logits = net(x)
             s_out = Outputs(logits, feats, pool(feats[-1]), idx)
             t_out = None
@@ -310,6 +313,7 @@ def save_checkpoint(module: nn.Module, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, tmp)
         os.replace(tmp, path)
     finally:
