@@ -79,7 +79,8 @@ def to_entry(p: Paper) -> Entry:
     else:  # arXiv-only preprint
         fields.append(("howpublished", f"arXiv preprint arXiv:{p.arxiv}" if p.arxiv else container))
     fields.append(("year", str(year)))
-    for name in ("volume", "number", "pages"):
+    # plain.bst allows volume and number together only in @article (AAAI-style issue numbers are dropped).
+    for name in ("volume", "number", "pages") if etype == "article" else ("volume", "pages"):
         val = getattr(p, name)
         if val:
             fields.append((name, escape_latex(val.replace("-", "--") if name == "pages" and "--" not in val else val)))

@@ -68,8 +68,7 @@ def on_files(files: Files, config) -> Files:
         if files.get_file_from_path(path):
             raise PluginError(f"docs/{path} exists but the page is generated from the catalog: remove docs/{path}")
         files.append(File.generated(config, path, content=content))
-    for nb in _state["notebooks"]:
-        files.append(File.generated(config, f"notebooks/{nb}.ipynb", abs_src_path=str(root / "notebooks" / f"{nb}.ipynb")))
+    # Notebooks reach the site through the docs/notebooks symlink (mkdocs-jupyter renders the .ipynb).
     mj = mathjax_dir(root)
     wanted = [mj / "tex-chtml.js", *sorted((mj / "input" / "tex" / "extensions").glob("*.js")),
               *sorted((mj / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))]

@@ -13,8 +13,12 @@ from kdatlas.catalog import load_catalog
 
 
 def mini_repo_record() -> dict:
-    from conftest import VALID
-    return copy.deepcopy(VALID)
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("atlas_root_conftest", Path(__file__).parents[1] / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return copy.deepcopy(mod.VALID)
 
 
 def problems_of(repo):
