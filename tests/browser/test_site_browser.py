@@ -57,7 +57,7 @@ def page(site):
 
 def test_home_page_renders_with_counts(site, page):
     page.goto(site + "/")
-    assert page.locator("h1").first.inner_text() == "KD Atlas"
+    assert page.locator("article h1").first.inner_text().rstrip("¶") == "KD Atlas"
     cat = load_catalog(ROOT)
     assert str(len(cat.papers)) in page.locator("table").first.inner_text()
 
@@ -84,7 +84,9 @@ def test_paper_page_shows_typeset_math_and_a_valid_colab_badge(site, page):
         assert (ROOT / m.group(1)).exists(), f"Colab badge points at {m.group(1)}, which is not in the repository"
     else:
         pytest.fail("hinton2015distilling has no Colab badge")
-    assert not [u for u in page.external_requests if not u.startswith("https://colab")], page.external_requests
+    # Nothing the page needs comes from outside (fonts, MathJax, CSS, JS). Material's optional
+    # repository-statistics fetch to api.github.com fails quietly offline and is allowed.
+    assert not [u for u in page.external_requests if not u.startswith(("https://colab", "https://api.github.com/"))], page.external_requests
 
 
 def test_year_page_and_tag_page_list_the_paper(site, page):
