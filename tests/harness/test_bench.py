@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
 from kdatlas import bench
 
@@ -141,3 +142,38 @@ def test_committed_benchmark_is_current_and_shows_distillation():
     assert data["teacher"]["mean"] - data["baseline"]["mean"] >= 10
     kd, base = data["methods"]["hinton2015distilling"], data["baseline"]
     assert kd["mean"] - base["mean"] > 2 * max(kd["std"], base["std"])
+
+
+def test_tuned_weights_come_from_the_committed_selection():
+    """AT's and RKD's weights are chosen on held-out data by benchmarks/select_weights.py; the
+    benchmark's configuration must use what that selection chose (one fact, one place to check)."""
+    path = ROOT / "results" / "weight_selection.json"
+    assert path.exists(), "results/weight_selection.json missing: run benchmarks/select_weights.py"
+    selection = json.loads(path.read_text())["methods"]
+    for pid, entry in selection.items():
+        best = max(entry["candidates"], key=lambda c: c["holdout_mean"])
+        assert entry["chosen"] == best["settings"]
+        for key, value in entry["chosen"].items():
+            assert bench.DEFAULT_CONFIG["settings"][pid][key] == value, (pid, key)
+
+
+def test_holdout_never_overlaps_the_students_sequences(tmp_path):
+    cfg = tiny()
+    cfg["data"] = dict(cfg["data"], holdout=[200, 300])
+    teacher_data, data = bench.load_task(cfg)
+    assert len(data.test) == 100 and len(data.train) == cfg["data"]["n_train"]
+    full = bench.load_task(tiny())[0].train.tensors[0]
+    assert torch.equal(data.test.tensors[0], full[200:300])
+    cfg["data"]["holdout"] = [50, 300]  # overlaps the first n_train sequences the students learn from
+    with pytest.raises(ValueError, match="holdout"):
+        bench.load_task(cfg)
+
+
+def test_notebook_task_is_the_benchmark_task():
+    """The notebooks' embedded_task() and kdatlas bench must describe the same experiment."""
+    from kdatlas.harness import EMBEDDED_BUDGET
+    c = bench.DEFAULT_CONFIG
+    assert EMBEDDED_BUDGET == {"num_samples": c["data"]["num_samples"], "n_train": c["data"]["n_train"],
+                               "teacher_epochs": c["teacher_epochs"], "student_epochs": c["epochs"],
+                               "lr": c["lr"], "batch_size": c["batch_size"]}
+    assert (c["teacher"], c["student"], c["data"]["teacher_n_train"]) == ("mnist1d_teacher", "mnist1d_student", None)

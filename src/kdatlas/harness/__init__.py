@@ -57,6 +57,15 @@ Families (``num_classes`` is always a keyword argument):
 - ``MODELS``: name -> factory for all of the above; ``build_model(name, **kw)``.
 - ``pool(feature_map) -> (B, C)``: the global average pooling the models use.
 
+Notebook set-up (``kdatlas.harness.tasks``)
+-------------------------------------------
+- ``embedded_task(quick=False, full_size=False) -> Task``: the benchmark's MNIST-1D task (teacher on
+  4,000 labelled sequences, students on the first 500), a CI-sized budget with ``quick``, or
+  CIFAR-100 ResNet32x4 -> ResNet8x4 with ``full_size``. ``Task.train_teacher(seed=0)`` -> (teacher,
+  accuracy); ``Task.train_student(loss_fn=None, teacher=None, seed=1, **train_kwargs)`` -> (student,
+  History), same initial weights and batches for a given seed; ``Task.student_loader(seed)``,
+  ``Task.test_loader``.
+
 Training (``kdatlas.harness.train``)
 ------------------------------------
 - ``seed_everything(seed, deterministic=True)``: Python, NumPy and torch RNGs (+ deterministic
@@ -115,6 +124,7 @@ from .models import (
     wrn_16_2,
     wrn_40_2,
 )
+from .tasks import EMBEDDED_BUDGET, Task, embedded_task
 from .train import (
     History,
     Outputs,
@@ -137,5 +147,5 @@ __all__ = [
     "wrn_16_2", "wrn_40_2",
     "History", "Outputs", "TeacherCache", "cleanup_distributed", "default_device", "evaluate",
     "load_checkpoint", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
-    "train",
+    "train", "EMBEDDED_BUDGET", "Task", "embedded_task",
 ]
