@@ -41,6 +41,9 @@ Gradients: the teacher network is frozen (its features are detached here); the h
 belong to the critic h, which the paper maximises over, and both are trained (in the code too).
 With positive_from_bank, g^T learns only through the teacher-anchored term. Banks: buffers,
 written after the loss without gradient, bank[i] <- normalise(momentum bank[i] + (1-momentum) v_i).
+Under DistributedDataParallel every rank writes the whole global batch (all ranks' embeddings and
+indices are gathered first), so the banks stay identical on every rank (the authors' code is
+single-process).
 Negatives: the code's CIFAR loader draws them only from samples of *other classes* (mode
 "exact", label-aware); here N indices uniform over the M - 1 other samples, with a seeded
 torch.Generator (pass negative_index to use your own). Bank start: random unit vectors (the
@@ -53,6 +56,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -148,9 +152,31 @@ class CRDLoss(nn.Module):
         loss = self._side_loss(*self.scores(s, t, self.bank_teacher, index, neg_idx), 0)  # student anchor
         if self.symmetric:
             loss = loss + self._side_loss(*self.scores(t, s, self.bank_student, index, neg_idx), 1)  # teacher anchor
-        self.bank_student = update_bank(self.bank_student, index, s, self.momentum)  # after the loss
-        self.bank_teacher = update_bank(self.bank_teacher, index, t, self.momentum)
+        s_all, t_all, index_all = _gather_across_ranks(s.detach(), t.detach(), index)
+        self.bank_student = update_bank(self.bank_student, index_all, s_all, self.momentum)  # after the loss
+        self.bank_teacher = update_bank(self.bank_teacher, index_all, t_all, self.momentum)
         return loss
+
+
+def _gather_across_ranks(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Under torch.distributed (DDP), every rank's batch, concatenated in rank order, so that each
+    rank writes every sample of the global batch into its banks and the banks stay identical across
+    ranks (each rank sees a different shard of the data). Without a process group: unchanged."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensors
+    world = dist.get_world_size()
+    n = torch.tensor([tensors[0].shape[0]], device=tensors[0].device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)  # batch sizes may differ on the last step
+    biggest = int(max(int(k) for k in sizes))
+    out = []
+    for x in tensors:
+        padded = torch.zeros((biggest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[: x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        out.append(torch.cat([part[: int(k)] for part, k in zip(parts, sizes)]))
+    return tuple(out)
 
 
 if __name__ == "__main__":

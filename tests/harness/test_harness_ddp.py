@@ -59,3 +59,37 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     torch.manual_seed(0)
     from kdatlas.harness import ConvNet
     assert not torch.equal(ConvNet(1, (4, 8)).fc.weight, r0["student"]["fc.weight"])  # it did train
+
+
+def _crd_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from kdatlas.harness import ConvNet, cleanup_distributed, load_mnist1d, seed_everything, setup_distributed, train
+    from kdatlas.implementations.tian2019contrastive import CRDLoss
+
+    setup_distributed()
+    data = load_mnist1d(seed=0, num_samples=200)
+    seed_everything(0)
+    student, teacher = ConvNet(1, (4, 8)), ConvNet(1, (8, 16))
+    crd = CRDLoss(8, 16, num_data=len(data.train), feat_dim=8, num_negatives=16)
+    bank0 = crd.bank_student.clone()
+    seen = []
+    loss = lambda s, t, y: (seen.append(s.index.clone()), crd(s.embedding, t.embedding, s.index))[1]
+    train(student, data.loaders(batch_size=16, seed=0)[0], epochs=1, loss_fn=loss, teacher=teacher,
+          extra_modules=[crd], progress=False, device="cpu")
+    torch.save({"bank_student": crd.bank_student, "bank_teacher": crd.bank_teacher, "bank0": bank0,
+                "seen": torch.cat(seen)}, f"{out}/crd{rank}.pt")
+    cleanup_distributed()
+
+
+def test_crd_memory_banks_stay_identical_across_ranks(tmp_path):
+    """Each rank sees half the data; CRD gathers the global batch before writing its banks."""
+    mp.spawn(_crd_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"crd{r}.pt", weights_only=True) for r in (0, 1))
+    assert set(r0["seen"].tolist()).isdisjoint(r1["seen"].tolist())
+    for k in ("bank_student", "bank_teacher"):
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
+    # every training sample's row was written (by one rank's batch or the other's)
+    written = (r0["bank_student"] != r0["bank0"]).any(1)
+    assert written.all()

@@ -104,7 +104,8 @@ Training (``kdatlas.harness.train``)
   ``setup_distributed()`` once (gloo on CPU, nccl on CUDA); ``train`` then wraps the student in
   ``DistributedDataParallel``, shards the train loader with a seeded ``DistributedSampler`` and
   all-reduces the gradients of loss-module parameters too, so every rank ends with the same weights.
-  ``cleanup_distributed()`` at the end. Buffers of loss modules (e.g. CRD's memory bank) stay per rank.
+  ``cleanup_distributed()`` at the end. Buffers of loss modules stay per rank unless the module
+  synchronises them itself (CRD's memory banks gather the global batch, so they stay identical).
 """
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d, make_loader
 from .models import (
