@@ -11,12 +11,13 @@
 # %% [markdown]
 # # FitNets: Hints for Thin Deep Nets
 #
-# Romero et al. (2014) train a student that is thinner and deeper than its teacher in two stages:
-# first its lower half learns to predict the teacher's middle-layer output (the hint) through a
-# convolutional regressor, then the whole student is trained with knowledge distillation from those
-# weights. This notebook runs both stages on the scikit-learn digits (no download) with the harness's
-# training loop, plots the hint-stage curve, and compares a thin deep student trained alone, with KD
-# only, and with hints + KD.
+# Romero et al. (2014) train a student that is thinner than its teacher in two stages: first its
+# lower half learns to predict the teacher's middle-layer output (the hint) through a convolutional
+# regressor, then the whole student is trained with knowledge distillation from those weights. This
+# notebook runs both stages on the atlas's embedded task (MNIST-1D, generated offline: a teacher that
+# learned from 4,000 labelled sequences, students that only have the first 500), plots the
+# hint-stage curve, and compares the student trained alone, with the KD stage only, and with hints +
+# KD.
 
 # %%
 # On Colab, install the atlas (harness + implementation files); locally the README set-up did it.
@@ -35,69 +36,57 @@ QUICK = os.environ.get("KDATLAS_QUICK") == "1"  # CI sets this to shrink the bud
 #
 # From the implementation file: `ConvRegressor` (kernel from the sizes, Sec. 2.2), `hint_loss`
 # (Eq. 3) and `fitnets_kd_loss` (Eq. 2, with the authors' $\tau=3$, $\lambda=4$). From the harness:
-# data, the models and `train`, which takes `params=` for stage 1 (the student's lower stages and the
-# regressor only). Default: a 16/32/64 teacher with one conv per stage and a 4/8/16 student with four
-# convs per stage (thinner and deeper). Hint = the teacher's middle stage, guided layer = the
-# student's middle stage, as in the paper. `FULL_SIZE`: ResNet32x4 -> ResNet8x4 on CIFAR-100.
+# the task and `train`, which takes `params=` for stage 1 (the student's lower stages and the
+# regressor only). `embedded_task` is the atlas benchmark's task (`kdatlas bench`): teacher widths
+# 32/64/128 with two convolutions per stage (97 k parameters), student 8/16/32 with one (2.4 k
+# parameters). So the student here is thinner but not deeper than the teacher: the paper's "thin and
+# deep" FitNets are not what this task tests. Hint = the teacher's middle stage, guided layer = the
+# student's middle stage, as in the paper. The settings are the benchmark's: the hint stage takes the
+# first 20% of the student's epochs with AdamW at learning rate $10^{-3}$ (the paper used RMSProp;
+# plain SGD at the shared rate kills the regressor's ReLUs on this summed loss), the KD stage the
+# rest. `FULL_SIZE`: ResNet32x4 -> ResNet8x4 on CIFAR-100, hint and guided layer = the output of the
+# second group of residual blocks (as RepDistiller does).
 
 # %%
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kdatlas.harness import (ConvNet, evaluate, load_cifar, load_digits_canvas, resnet8x4,
-                             resnet32x4, seed_everything, train)
+from kdatlas.harness import embedded_task
 from kdatlas.implementations.romero2014fitnets import (ConvRegressor, fitnets_kd_loss, hint_loss,
                                                         regressor_kernel_size)
 
-seed_everything(0)
-if FULL_SIZE:
-    data = load_cifar("data", name="cifar100", download=True)
-    make_teacher, make_student = (lambda: resnet32x4(num_classes=100)), (lambda: resnet8x4(num_classes=100))
-    t_epochs, hint_epochs, s_epochs = 240, 40, 240
-    HINT = GUIDED = 2  # the middle of the stem + 3 groups
-    lr, batch = 0.05, 64
-else:
-    data = load_digits_canvas(canvas=8, seed=0, n_train=300 if QUICK else None)
-    make_teacher = lambda: ConvNet(2, (16, 32, 64), num_classes=10)  # noqa: E731
-    make_student = lambda: ConvNet(2, (4, 8, 16), num_classes=10, blocks=4)  # noqa: E731
-    t_epochs, hint_epochs, s_epochs = (1, 1, 1) if QUICK else (5, 3, 8)
-    HINT = GUIDED = 1  # middle stage of three
-    lr, batch = 0.05, 64
-train_loader, test_loader = data.loaders(batch_size=batch, seed=0)
-# A fresh loader per run: every model sees the same batches in the same order.
-fresh_train_loader = lambda: data.loaders(batch_size=batch, seed=0)[0]  # noqa: E731
-device = "cuda" if FULL_SIZE and torch.cuda.is_available() else "cpu"
+task = embedded_task(quick=QUICK, full_size=FULL_SIZE)
+print(task.description)
+HINT = GUIDED = 2 if FULL_SIZE else 1  # ResNets: stem + 3 groups; MNIST-1D: the middle of 3 stages
 KD_WEIGHT, TAU = 4.0, 3.0
-HINT_LR = 1e-2  # stage 1 uses AdamW (the paper: RMSProp); the summed hint loss is large for SGD at 0.05
+HINT_EPOCHS = max(1, round(0.2 * task.student_epochs))
+KD_EPOCHS = max(1, task.student_epochs - HINT_EPOCHS)
+HINT_OPTIMIZER, HINT_LR = "adamw", 1e-3
 
 # %%
-seed_everything(0)
-teacher = make_teacher()
-train(teacher, fresh_train_loader(), epochs=t_epochs, lr=lr, device=device, progress=False)
-teacher_acc = evaluate(teacher, test_loader, device)
+teacher, teacher_acc = task.train_teacher(seed=0)
 n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
 print(f"teacher {teacher_acc:.1f}% ({n_params(teacher):,} parameters); "
-      f"student {n_params(make_student()):,} parameters")
+      f"student {n_params(task.make_student()):,} parameters")
 
 # %% [markdown]
 # ## The regressor (Sec. 2.2)
 #
 # The kernel is chosen so that a convolution without padding maps the guided layer's spatial size
-# to the hint's: $N_{g,i} - k_i + 1 = N_{h,i}$. Here both middle stages are 4x4, so $k = 1$; a guided
-# layer of 8x8 would need a 5x5 kernel. Its $k_1 k_2 O_h O_g$ weights are far fewer than a fully
-# connected regressor's.
+# to the hint's: $N_{g,i} - k_i + 1 = N_{h,i}$. Here both middle stages have the same size, so
+# $k = 1$; a guided layer of 40 positions against a hint of 20 would need a kernel of 21 (8x8 against
+# 4x4: 5x5). Its $k_1 k_2 O_h O_g$ weights are far fewer than a fully connected regressor's.
 
 # %%
-x0 = next(iter(train_loader))[0][:2].to(device)
-teacher.eval()
+x0 = next(iter(task.student_loader(seed=0)))[0][:2].to(task.device)
 with torch.no_grad():
-    t_feats, _ = teacher.forward_features(x0)
-s_feats, _ = make_student().to(device).forward_features(x0)
+    t_feats, _ = teacher.eval().forward_features(x0)
+    s_feats, _ = task.make_student().to(task.device).eval().forward_features(x0)
 g_shape, h_shape = s_feats[GUIDED].shape, t_feats[HINT].shape
 print("guided", tuple(g_shape[1:]), "hint", tuple(h_shape[1:]),
       "kernel", regressor_kernel_size(g_shape[2:], h_shape[2:]),
+      "| 40 -> 20 positions would need", regressor_kernel_size((40,), (20,)),
       "| 8x8 -> 4x4 would need", regressor_kernel_size((8, 8), (4, 4)))
 
 
@@ -113,48 +102,46 @@ print("regressor weights:", new_regressor().conv.weight.numel(),
 # ## Stage 1: hint training (Algorithm 1)
 #
 # Only the student's stages up to the guided layer and the regressor are optimised. (The harness
-# runs the whole student forward; the upper layers get no gradient and no update.)
+# runs the whole student forward; the upper layers get no gradient and no update.) The two stages
+# continue one student: it is created once (`task.new_student`, the same initial weights as the other
+# students) and passed to both calls of `task.train_student`, which keep the task's seed and batches.
 
 # %%
-seed_everything(1)
-fitnet = make_student()
+fitnet = task.new_student(seed=1)
 regressor = new_regressor()
 lower_params = [p for stage in fitnet.stages[: GUIDED + 1] for p in stage.parameters()]
-h_hint = train(fitnet, fresh_train_loader(), epochs=hint_epochs, lr=HINT_LR, optimizer="adamw", device=device,
-               teacher=teacher, weight_decay=0.0,
-               cache_teacher=not data.augmented, extra_modules=[regressor],
-               params=lower_params + list(regressor.parameters()), progress=False,
-               loss_fn=lambda s, t, y: {"hint": hint_loss(regressor(s.features[GUIDED]), t.features[HINT])})
+_, h_hint = task.train_student(
+    student=fitnet, seed=1, teacher=teacher, epochs=HINT_EPOCHS, lr=HINT_LR, optimizer=HINT_OPTIMIZER,
+    extra_modules=[regressor], params=lower_params + list(regressor.parameters()),
+    loss_fn=lambda s, t, y: {"hint": hint_loss(regressor(s.features[GUIDED]), t.features[HINT])})
 
 # %% [markdown]
 # ## Stage 2: KD of the whole student, and the baselines
+#
+# Stage 2 minimises Eq. 2, $\mathrm{CE} + \lambda\,H(P_T^\tau, P_S^\tau)$, over the whole student for
+# the remaining epochs. Baselines from the same initial weights and batches: the student alone, and
+# the KD stage alone for the full budget (no hints), which separates what the hints add.
 
 # %%
 def kd_objective(s, t, y):
     return {"kd": fitnets_kd_loss(s.logits, t.logits, y, kd_weight=KD_WEIGHT, temperature=TAU)}
 
 
-h_fitnet = train(fitnet, fresh_train_loader(), epochs=s_epochs, lr=lr, test_loader=test_loader, device=device,
-                 teacher=teacher, cache_teacher=not data.augmented, loss_fn=kd_objective, progress=False)
-
-seed_everything(1)
-alone = make_student()
-h_alone = train(alone, fresh_train_loader(), epochs=s_epochs, lr=lr, test_loader=test_loader, device=device,
-                progress=False)
-
-seed_everything(1)
-kd_only = make_student()
-h_kd = train(kd_only, fresh_train_loader(), epochs=s_epochs, lr=lr, test_loader=test_loader, device=device,
-             teacher=teacher, cache_teacher=not data.augmented, loss_fn=kd_objective, progress=False)
+_, h_fitnet = task.train_student(student=fitnet, seed=1, teacher=teacher, epochs=KD_EPOCHS, loss_fn=kd_objective)
+alone, h_alone = task.train_student(seed=1)
+kd_only, h_kd = task.train_student(seed=1, teacher=teacher, loss_fn=kd_objective)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-axes[0].plot(range(1, hint_epochs + 1), h_hint.train_loss, "o-")
+axes[0].plot(range(1, HINT_EPOCHS + 1), h_hint.terms["hint"], "o-", ms=3)
 axes[0].set_xlabel("stage-1 epoch")
 axes[0].set_ylabel("hint loss (1/2 ||u_h - r(v_g)||^2)")
-for h, name in [(h_alone, "thin deep student alone"), (h_kd, "KD only"), (h_fitnet, "hints + KD (FitNets)")]:
-    axes[1].plot(range(1, s_epochs + 1), h.test_acc, label=name)
+axes[1].plot(range(1, len(h_alone.test_acc) + 1), h_alone.test_acc, label="student alone")
+axes[1].plot(range(1, len(h_kd.test_acc) + 1), h_kd.test_acc, label="KD stage only (no hints)")
+axes[1].plot(range(HINT_EPOCHS + 1, HINT_EPOCHS + len(h_fitnet.test_acc) + 1), h_fitnet.test_acc,
+             label="hints, then KD (FitNets)")
+axes[1].axvline(HINT_EPOCHS + 0.5, color="gray", lw=0.8)
 axes[1].axhline(teacher_acc, color="gray", ls=":", label="teacher")
-axes[1].set_xlabel("stage-2 epoch")
+axes[1].set_xlabel("epoch (FitNets: hint stage, then KD stage)")
 axes[1].set_ylabel("test accuracy (%)")
 axes[1].legend()
 plt.tight_layout()
@@ -163,13 +150,21 @@ plt.show()
 # %% [markdown]
 # ## Results
 #
-# The paper's claim is about optimisation: hints make thin, deep students trainable. On this toy the
-# gap depends on the seed and the budget; the paper's gains are on CIFAR-10/100, SVHN and MNIST.
+# One seed here; the atlas benchmark (`kdatlas bench`, shown on the site's "Reproduced" page) runs
+# the FitNets student (hints, then KD) over five seeds on this same task. The paper's claim is about
+# optimisation: hints make thin and deep students trainable where KD alone struggles. This student
+# is shallow and trains well by itself, so that claim is not tested here. What the table shows: both
+# students that learn from the teacher end well above the student alone, and the KD-stage-only row
+# tells how much of that comes from Eq. 2 without any hint. Whether the hint stage adds to it (it
+# also takes a fifth of the budget away from the KD stage) one seed does not settle: in a check over
+# student seeds 1-4 made while writing this notebook, hints then KD finished ahead of the KD stage
+# alone for two seeds and behind for the other two. The paper's results are on CIFAR-10/100, SVHN
+# and MNIST. (In the quick mode CI uses, the budget is too small for the numbers to mean anything.)
 
 # %%
 print("| model | parameters | test accuracy (%) |")
 print("|---|---:|---:|")
-for name, m, acc in [("teacher", teacher, teacher_acc), ("thin deep student alone", alone, h_alone.test_acc[-1]),
-                     ("student + KD only", kd_only, h_kd.test_acc[-1]),
-                     ("student + hints + KD (FitNets)", fitnet, h_fitnet.test_acc[-1])]:
+for name, m, acc in [("teacher", teacher, teacher_acc), ("student alone", alone, h_alone.test_acc[-1]),
+                     ("student + KD stage only (Eq. 2, no hints)", kd_only, h_kd.test_acc[-1]),
+                     ("student + hints, then KD (FitNets)", fitnet, h_fitnet.test_acc[-1])]:
     print(f"| {name} | {n_params(m):,} | {acc:.1f} |")

@@ -13,9 +13,12 @@
 #
 # Zagoruyko & Komodakis (2016) summarise a feature map by where it is active, the channel sum of
 # $|A_c|^2$, and train the student so that its L2-normalised maps match the teacher's at layers of
-# equal spatial size. Channel counts may differ, so no adapter is needed. This notebook trains a
-# teacher, a student alone and an attention-transfer student on the scikit-learn digits (no
-# download), shows their attention maps side by side, and ends with a table.
+# equal spatial size. Channel counts may differ, so no adapter is needed. This notebook uses the
+# atlas's embedded task (MNIST-1D, generated offline: a teacher that learned from 4,000 labelled
+# sequences, students that only have the first 500), where an attention map is a curve over the
+# positions of a sequence. It trains the student alone and with attention transfer (AT), shows the
+# maps side by side, and says plainly what the results table shows: on this task AT does not make
+# the student more accurate.
 
 # %%
 # On Colab, install the atlas (harness + implementation files); locally the README set-up did it.
@@ -33,128 +36,172 @@ QUICK = os.environ.get("KDATLAS_QUICK") == "1"  # CI sets this to shrink the bud
 # ## Set-up
 #
 # `attention_map` and `at_loss` come from the implementation file; data, models and the training
-# loop from `kdatlas.harness`. Default: a 16/32/64-channel ConvNet teacher and a 4/8/16-channel
-# student on the 8x8 digits; both give maps of 8x8, 4x4 and 2x2 after their three stages, which
-# are paired stage by stage as the paper pairs the groups of residual blocks. `FULL_SIZE`:
-# WRN-40-2 -> WRN-16-2 on CIFAR-100 with the code's weight $\beta/2$, $\beta = 10^3$. `at_loss`
-# averages over positions (as the authors' code does), so its size grows as the maps shrink: the
-# paper's $\beta$ was set for 32x32 to 8x8 CIFAR maps, and on our 8x8 and 4x4 maps a weight of 10
-# plays the same role (500 makes the AT term swamp the labels here).
+# loop from `kdatlas.harness`. `embedded_task` is the atlas benchmark's task (`kdatlas bench`): the
+# teacher (widths 32/64/128, 97 k parameters) learns from all 4,000 training sequences, the students
+# (8/16/32, 2.4 k parameters) from the first 500. Both networks have three stages of 40, 20 and 10
+# positions, paired stage by stage as the paper pairs the groups of residual blocks.
+#
+# The weight: `at_loss` averages over batch and positions (as the authors' code does), and the paper
+# multiplies it by $\beta/2 = 500$, a value set for CIFAR maps of 32x32 to 8x8 positions. On these
+# 40/20/10-position 1-D maps, 500 swamps the cross-entropy; the benchmark chose the weight on
+# held-out training sequences (never the test set) among 1 to 500, and the best was 1, the smallest
+# candidate (`results/weight_selection.json`: the published 500 scored 58% on the held-out sequences,
+# the student alone 84%). The notebook trains the benchmark's weight 1; add 500.0 to `AT_WEIGHTS` to
+# watch the published weight swamp the labels (about 10 s more). `FULL_SIZE`: ResNet32x4 -> ResNet8x4
+# on CIFAR-100 with the published weight on the outputs of the three groups of residual blocks.
 
 # %%
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
-from kdatlas.harness import (ConvNet, digits_student, evaluate, load_cifar, load_digits_canvas,
-                             seed_everything, train, wrn_16_2, wrn_40_2)
+from kdatlas.harness import embedded_task
 from kdatlas.implementations.zagoruyko2016paying import at_loss, attention_map
 
-seed_everything(0)
-if FULL_SIZE:
-    data = load_cifar("data", name="cifar100", download=True)
-    make_teacher, make_student = (lambda: wrn_40_2(num_classes=100)), (lambda: wrn_16_2(num_classes=100))
-    t_epochs = s_epochs = 240
-    lr, batch = 0.05, 64
-else:
-    data = load_digits_canvas(canvas=8, seed=0, n_train=300 if QUICK else None)
-    make_teacher = lambda: ConvNet(2, (16, 32, 64), num_classes=10)  # noqa: E731
-    make_student = lambda: digits_student(num_classes=10)  # noqa: E731
-    t_epochs, s_epochs = (1, 1) if QUICK else (5, 8)
-    lr, batch = 0.05, 64
-train_loader, test_loader = data.loaders(batch_size=batch, seed=0)
-# A fresh loader per run: every model sees the same batches in the same order.
-fresh_train_loader = lambda: data.loaders(batch_size=batch, seed=0)[0]  # noqa: E731
-device = "cuda" if FULL_SIZE and torch.cuda.is_available() else "cpu"
-AT_WEIGHT = 1e3 / 2 if FULL_SIZE else 10.0  # beta/2 with beta = 1e3 at CIFAR scale
-AT_STAGES = [1, 2, 3] if FULL_SIZE else [0, 1]  # WRN: the 3 groups (0 is the stem); toy: no 2x2 map
+task = embedded_task(quick=QUICK, full_size=FULL_SIZE)
+print(task.description)
+P = 2.0
+AT_STAGES = [1, 2, 3] if FULL_SIZE else [0, 1, 2]  # ResNet: the 3 groups (0 is the stem); MNIST-1D: 3 stages
+AT_WEIGHTS = [500.0] if FULL_SIZE else [1.0]  # the paper's beta/2; the benchmark's held-out choice
 
 # %% [markdown]
-# ## Teacher, student alone, student with attention transfer
+# ## Teacher, student alone, students with attention transfer
 #
-# The AT student minimises $\mathrm{CE} + \frac{\beta}{2}\sum_j \mathrm{AT}_j$ over the paired
-# stages $j$ (the paper: the outputs of the groups of residual blocks).
+# Same architecture, same initial weights, same batches. An AT student minimises
+# $\mathrm{CE} + \frac{\beta}{2}\sum_j \mathrm{AT}_j$ over the paired stages $j$.
 
 # %%
-seed_everything(0)
-teacher = make_teacher()
-train(teacher, fresh_train_loader(), epochs=t_epochs, lr=lr, device=device, progress=False)
-teacher_acc = evaluate(teacher, test_loader, device)
-
-seed_everything(1)
-student = make_student()
-h_alone = train(student, fresh_train_loader(), epochs=s_epochs, lr=lr, test_loader=test_loader,
-                device=device, progress=False)
+teacher, teacher_acc = task.train_teacher(seed=0)
+print(f"teacher test accuracy: {teacher_acc:.1f}%")
+student, h_alone = task.train_student(seed=1)
 
 
-def at_objective(s, t, y):
-    at_terms = [at_loss(s.features[j], t.features[j]) for j in AT_STAGES]
-    return {"ce": torch.nn.functional.cross_entropy(s.logits, y), "at": AT_WEIGHT * sum(at_terms)}
+def at_objective(weight):
+    def loss(s, t, y):
+        at = sum(at_loss(s.features[j], t.features[j], P) for j in AT_STAGES)
+        return {"ce": F.cross_entropy(s.logits, y), "at": weight * at}
+    return loss
 
 
-seed_everything(1)
-at_student = make_student()
-h_at = train(at_student, fresh_train_loader(), epochs=s_epochs, lr=lr, test_loader=test_loader, device=device,
-             teacher=teacher, cache_teacher=not data.augmented, loss_fn=at_objective, progress=False)
-print(f"teacher {teacher_acc:.1f}%  student {h_alone.test_acc[-1]:.1f}%  AT student {h_at.test_acc[-1]:.1f}%")
+at_students, at_histories = {}, {}
+for w in AT_WEIGHTS:
+    at_students[w], at_histories[w] = task.train_student(seed=1, teacher=teacher, loss_fn=at_objective(w))
 
-# %% [markdown]
-# ## Attention maps (Sec. 3.1)
-#
-# Rows: a few test images; columns: the first-stage attention maps (sum over channels of $A^2$,
-# normalised) of the teacher (4x wider at this stage), the student alone and the AT student. AT pulls the student's map towards the teacher's even though their channel counts
-# differ (16 vs 4).
-
-# %%
-x = next(iter(test_loader))[0][:4].to(device)
-maps = {}
-for name, net in [("teacher", teacher), ("student alone", student), ("AT student", at_student)]:
-    net.eval()
-    with torch.no_grad():
-        feats, _ = net.forward_features(x)
-    maps[name] = attention_map(feats[0]).view(len(x), *feats[0].shape[2:]).cpu()
-fig, axes = plt.subplots(len(x), 4, figsize=(7, 1.8 * len(x)))
-for r in range(len(x)):
-    axes[r, 0].imshow(x[r, 0].cpu(), cmap="gray")
-    for c, (name, m) in enumerate(maps.items(), start=1):
-        axes[r, c].imshow(m[r], cmap="jet")
-        if r == 0:
-            axes[r, c].set_title(name)
-    for ax in axes[r]:
-        ax.axis("off")
-axes[0, 0].set_title("input")
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+axes[0].plot(range(1, len(h_alone.test_acc) + 1), h_alone.test_acc, label="student alone")
+for w, h in at_histories.items():
+    axes[0].plot(range(1, len(h.test_acc) + 1), h.test_acc, label=f"AT, weight {w:g}")
+    axes[1].plot(range(1, len(h.terms["ce"]) + 1), h.terms["ce"], label=f"CE (AT weight {w:g})")
+    axes[1].plot(range(1, len(h.terms["at"]) + 1), h.terms["at"], "--", label=f"weight x AT (AT weight {w:g})")
+axes[1].plot(range(1, len(h_alone.train_loss) + 1), h_alone.train_loss, "k:", label="CE (student alone)")
+axes[0].axhline(teacher_acc, color="gray", ls=":", label="teacher")
+axes[0].set_xlabel("epoch")
+axes[0].set_ylabel("test accuracy (%)")
+axes[0].legend()
+axes[1].set_xlabel("epoch")
+axes[1].set_ylabel("mean training loss term")
+axes[1].set_yscale("log")
+axes[1].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# How close are the maps? The AT distance on the test set, per stage, with the teacher:
+# ## Attention maps (Sec. 3.1)
+#
+# The map of a stage is $\sum_c A_c^2$ over the channels, L2-normalised. On MNIST-1D it is a curve
+# over the 40, 20 or 10 positions of a stage: the teacher's (4x wider at every stage), the student
+# alone's and the AT students', for one test sequence (top), and for 32 test sequences as images,
+# one row per sequence, at the first stage (bottom). With `FULL_SIZE` the maps are 2-D images of
+# the first test images.
+
+# %%
+x = next(iter(task.test_loader))[0][:32].to(task.device)
+nets = {"teacher": teacher, "student alone": student} | {f"AT, weight {w:g}": m for w, m in at_students.items()}
+maps = {}
+for name, net in nets.items():
+    net.eval()
+    with torch.no_grad():
+        feats, _ = net.forward_features(x)
+    maps[name] = [attention_map(feats[j], P).view(len(x), *feats[j].shape[2:]).cpu() for j in AT_STAGES]
+
+if x.dim() == 3:  # MNIST-1D: (B, 1, 40) sequences, maps over L positions
+    fig, axes = plt.subplots(1, len(AT_STAGES) + 1, figsize=(14, 2.8))
+    axes[0].plot(x[0, 0].cpu())
+    axes[0].set_title("input sequence")
+    for k, j in enumerate(AT_STAGES):
+        for name, m in maps.items():
+            axes[k + 1].plot(m[k][0], label=name, lw=2 if name == "teacher" else 1)
+        axes[k + 1].set_title(f"stage {j}: {maps['teacher'][k].shape[1]} positions")
+        axes[k + 1].set_xlabel("position")
+    axes[-1].legend(fontsize=7)
+    plt.tight_layout()
+    plt.show()
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(3 * len(maps), 3.2), sharey=True)
+    for ax, (name, m) in zip(axes, maps.items()):
+        ax.imshow(m[0], aspect="auto", cmap="viridis")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"position (stage {AT_STAGES[0]})")
+    axes[0].set_ylabel("test sequence")
+    plt.tight_layout()
+    plt.show()
+else:  # FULL_SIZE: images, maps over H x W
+    rows, k = 4, 0  # the first paired stage
+    fig, axes = plt.subplots(rows, len(maps) + 1, figsize=(2 * (len(maps) + 1), 2 * rows))
+    for r in range(rows):
+        axes[r, 0].imshow(x[r, 0].cpu(), cmap="gray")
+        for c, (name, m) in enumerate(maps.items(), start=1):
+            axes[r, c].imshow(m[k][r], cmap="jet")
+            if r == 0:
+                axes[r, c].set_title(name, fontsize=9)
+        for ax in axes[r]:
+            ax.axis("off")
+    axes[0, 0].set_title("input")
+    plt.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# How close are the maps? The AT distance (`at_loss`, unweighted) to the teacher on the whole test
+# set, per stage:
 
 # %%
 def at_distance(net, stage):
     net.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for xb, *_ in test_loader:
-            fs, _ = net.forward_features(xb.to(device))
-            ft, _ = teacher.forward_features(xb.to(device))
-            total += at_loss(fs[stage], ft[stage]).item() * len(xb)
+        for xb, *_ in task.test_loader:
+            fs, _ = net.forward_features(xb.to(task.device))
+            ft, _ = teacher.forward_features(xb.to(task.device))
+            total += at_loss(fs[stage], ft[stage], P).item() * len(xb)
             n += len(xb)
     return total / n
 
 
-stages = range(len(teacher.feature_channels))
-dist_alone = [at_distance(student, j) for j in stages]
-dist_at = [at_distance(at_student, j) for j in stages]
+distances = {name: [at_distance(net, j) for j in AT_STAGES] for name, net in nets.items() if name != "teacher"}
 
 # %% [markdown]
 # ## Results
 #
-# AT reliably pulls the student's attention maps towards the teacher's (the distances above); on
-# digits this easy the accuracy difference is within seed-to-seed noise. The paper's gains are on
-# CIFAR-10 and ImageNet with WRNs and ResNets.
+# One seed here; the atlas benchmark (`kdatlas bench`, shown on the site's "Reproduced" page) runs
+# this same task over five seeds for every implemented method, AT with weight 1.
+#
+# On this task attention transfer does not beat the student alone. At the held-out-selected weight 1
+# the AT student's maps move part of the way towards the teacher's (the distances below), and its
+# accuracy stays within the student's seed-to-seed spread: in a single run it can land a little above
+# or below the student alone, and the benchmark's five-seed mean for AT is not above the student
+# alone's. At the published weight 500 (add it to `AT_WEIGHTS` above) the maps are pulled much closer
+# to the teacher's, but the AT term swamps the labels and the accuracy drops. Why the paper's effect does
+# not carry over is a guess, not something this notebook measures: the maps here have only 40, 20 and
+# 10 positions along one axis, and where a sequence's activity sits may say little about its class
+# in MNIST-1D, whose patterns are shifted and scaled at random; the teacher's logits carry more of
+# what it knows (compare KD on the "Reproduced" page). The paper's gains are on CIFAR-10 and ImageNet,
+# with 2-D maps of WRNs and ResNets.
+# (In the quick mode CI uses, the budget is too small for the numbers to mean anything.)
 
 # %%
-print("| model | test accuracy (%) | " + " | ".join(f"AT distance, stage {j}" for j in stages) + " |")
-print("|---|---:|" + "---:|" * len(stages))
-print(f"| teacher | {teacher_acc:.1f} |" + " 0 |" * len(stages))
-print(f"| student alone | {h_alone.test_acc[-1]:.1f} | " + " | ".join(f"{d:.4f}" for d in dist_alone) + " |")
-print(f"| student + AT | {h_at.test_acc[-1]:.1f} | " + " | ".join(f"{d:.4f}" for d in dist_at) + " |")
+print("| model | test accuracy (%) | " + " | ".join(f"AT distance, stage {j}" for j in AT_STAGES) + " |")
+print("|---|---:|" + "---:|" * len(AT_STAGES))
+print(f"| teacher | {teacher_acc:.1f} |" + " 0 |" * len(AT_STAGES))
+for name, h in [("student alone", h_alone)] + [(f"AT, weight {w:g}", h) for w, h in at_histories.items()]:
+    label = "student alone" if name == "student alone" else f"student + {name}"
+    print(f"| {label} | {h.test_acc[-1]:.1f} | " + " | ".join(f"{d:.4f}" for d in distances[name]) + " |")

@@ -18,11 +18,13 @@ lr 0.05 (downloads CIFAR-100; a GPU is advised).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from .data import Data, load_cifar, load_mnist1d
 from .models import mnist1d_student, mnist1d_teacher, resnet8x4, resnet32x4
@@ -68,19 +70,28 @@ class Task:
               lr=self.lr, device=self.device, progress=progress, desc="teacher")
         return teacher.eval(), evaluate(teacher, self.test_loader, self.device)
 
-    def train_student(self, loss_fn=None, teacher: nn.Module | None = None, seed: int = 1,
-                      epochs: int | None = None, progress: bool = False, **train_kwargs) -> tuple[nn.Module, History]:
-        """A new student from ``seed`` (same initial weights and batches for every call with that seed),
-        trained with ``loss_fn(student_out, teacher_out, targets)`` (None: cross-entropy). The teacher's
-        outputs are cached when the inputs are not augmented. Extra keyword arguments go to ``train``."""
+    def new_student(self, seed: int = 1) -> nn.Module:
+        """A fresh student with the initial weights of ``seed`` (what ``train_student(seed=...)`` starts from)."""
         seed_everything(seed)
-        student = self.make_student()
-        train_kwargs.setdefault("cache_teacher", teacher is not None and not self.student_data.augmented)
-        history = train(student, self.student_loader(seed), epochs=epochs or self.student_epochs, lr=self.lr,
-                        loss_fn=loss_fn, teacher=teacher, test_loader=self.test_loader, device=self.device,
-                        progress=progress, **train_kwargs)
-        return student, history
+        return self.make_student()
 
+    def train_student(self, loss_fn=None, teacher: nn.Module | None = None, seed: int = 1,
+                      epochs: int | None = None, lr: float | None = None, student: nn.Module | None = None,
+                      progress: bool = False, **train_kwargs) -> tuple[nn.Module, History]:
+        """Train a student with ``loss_fn(student_out, teacher_out, targets)`` (None: cross-entropy) on
+        the batches of ``seed``; returns it with its History.
+
+        ``student=None`` starts a new one from ``seed`` (same initial weights for every call with that
+        seed); pass a student to continue training it (a second stage, e.g. FitNets), which also lets
+        ``params=`` name its layers. ``epochs``/``lr`` default to the task's budget. The teacher's outputs
+        are cached when the inputs are not augmented. Extra keyword arguments go to ``train``."""
+        if student is None:
+            student = self.new_student(seed)
+        train_kwargs.setdefault("cache_teacher", teacher is not None and not self.student_data.augmented)
+        history = train(student, self.student_loader(seed), epochs=epochs or self.student_epochs,
+                        lr=self.lr if lr is None else lr, loss_fn=loss_fn, teacher=teacher,
+                        test_loader=self.test_loader, device=self.device, progress=progress, **train_kwargs)
+        return student, history
 
 def embedded_task(quick: bool = False, full_size: bool = False, data_root: str = "data",
                   single_thread: bool = True) -> Task:
@@ -99,7 +110,10 @@ def embedded_task(quick: bool = False, full_size: bool = False, data_root: str =
         torch.set_num_threads(1)
     b = EMBEDDED_BUDGET | (QUICK_BUDGET if quick else {})
     kw = dict(seed=0, num_samples=b["num_samples"], train_split=0.8)
-    teacher_data, student_data = load_mnist1d(**kw), load_mnist1d(n_train=b["n_train"], **kw)
+    teacher_data = load_mnist1d(**kw)  # generated once (seconds); the students get its first n_train
+    x, y, _ = teacher_data.train.tensors
+    n = b["n_train"]
+    student_data = dataclasses.replace(teacher_data, train=TensorDataset(x[:n], y[:n], torch.arange(n)))
     return Task("mnist1d", teacher_data, student_data, lambda: mnist1d_teacher(num_classes=10),
                 lambda: mnist1d_student(num_classes=10), b["teacher_epochs"], b["student_epochs"], b["lr"],
                 b["batch_size"], torch.device("cpu"),
