@@ -28,8 +28,6 @@ The docs page is generated from results/overhead.json; rerun this script after c
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import platform
 import statistics
 import time

@@ -261,7 +261,7 @@ def page_home(cat: Catalog, files: dict[str, PaperFiles], ctx: SiteContext) -> s
         "and the [leaderboards](leaderboards/index.md) of reported numbers.",
         "- **Run**: each notebook has an *Open in Colab* badge; it installs the atlas on Colab and trains on data that needs no download.",
         "- **Copy**: each implementation is one file that imports only `torch`; the equation sits next to the code.",
-        f"- **Cite**: every paper page has a BibTeX box; the whole [bibliography](bibliography.md) is available as [BibTeX](atlas.bib) and [CSL-JSON](atlas.json).", "",
+        "- **Cite**: every paper page has a BibTeX box; the whole [bibliography](bibliography.md) is available as [BibTeX](atlas.bib) and [CSL-JSON](atlas.json).", "",
         "## The atlas in numbers", "",
         "| Papers | Implemented | Notebooks | Reported results | Years |", "|---|---|---|---|---|",
         f"| {len(papers)} | {n_impl} | {n_nb} | {n_res} | {min(years)}–{max(years)} |", "",

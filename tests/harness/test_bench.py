@@ -157,7 +157,7 @@ def test_tuned_weights_come_from_the_committed_selection():
             assert bench.DEFAULT_CONFIG["settings"][pid][key] == value, (pid, key)
 
 
-def test_holdout_never_overlaps_the_students_sequences(tmp_path):
+def test_holdout_never_overlaps_the_students_sequences():
     cfg = tiny()
     cfg["data"] = dict(cfg["data"], holdout=[200, 300])
     teacher_data, data = bench.load_task(cfg)
