@@ -40,7 +40,12 @@ with the code's choices the positive/negative scores separate and the student is
 Gradients: the teacher network is frozen (its features are detached here); the heads g^S, g^T
 belong to the critic h, which the paper maximises over, and both are trained (in the code too).
 With positive_from_bank, g^T learns only through the teacher-anchored term. Banks: buffers,
-written after the loss without gradient, bank[i] <- normalise(momentum bank[i] + (1-momentum) v_i).
+written in place after the loss without gradient, bank[i] <- normalise(momentum bank[i] +
+(1-momentum) v_i), as in the code (ContrastMemory's index_copy_ in the same forward).
+Cost (as the code, ContrastMemory: memory.index_select(0, idx.view(-1)), then bmm): each anchor's
+N + 1 candidate rows are gathered from the bank first and only they are scored, O(B N D) per step
+instead of O(B M D) for the full anchor-bank product. The gathered rows are copies, so the
+backward pass does not read the bank and the in-place update before backward() is safe.
 Under DistributedDataParallel every rank writes the whole global batch (all ranks' embeddings and
 indices are gathered first), so the banks stay identical on every rank (the authors' code is
 single-process).
@@ -77,11 +82,12 @@ def crd_critic_loss(pos_logit: Tensor, neg_logits: Tensor, num_data: int, log_z:
 
 @torch.no_grad()
 def update_bank(bank: Tensor, index: Tensor, embedding: Tensor, momentum: float) -> Tensor:
-    """A new bank with rows index <- normalise(momentum * bank[index] + (1 - momentum) * embedding).
+    """Rows index of `bank` <- normalise(momentum * bank[index] + (1 - momentum) * embedding).
 
-    Out of place: the old bank may still be needed by the backward pass of the current loss."""
+    In place (index_copy_, no gradient; only the rows `index` are written); returns `bank` itself.
+    Safe before backward(): CRDLoss.scores reads copies of the candidate rows, never the bank."""
     mixed = momentum * bank[index] + (1.0 - momentum) * embedding.detach()
-    return bank.index_copy(0, index, F.normalize(mixed, p=2, dim=1))
+    return bank.index_copy_(0, index, F.normalize(mixed, p=2, dim=1))
 
 
 class CRDLoss(nn.Module):
@@ -128,13 +134,14 @@ class CRDLoss(nn.Module):
         """x = <anchor, candidate>/tau for the positive (B,) and the N negatives (B, N).
 
         Candidates come from `bank` (the other side's); the positive is bank[index] (authors' code)
-        or the other side's current embedding `other` (paper; positive_from_bank=False)."""
-        all_x = anchor @ bank.t() / self.temperature  # (B, M); the bank is a buffer: no gradient
+        or the other side's current embedding `other` (paper; positive_from_bank=False). Only the
+        candidate rows are gathered (copies, no gradient) and scored: (B, N+1, D) @ (B, D, 1)."""
+        rows = torch.cat([index.unsqueeze(1), neg_idx], 1) if self.positive_from_bank else neg_idx
+        cand = bank.index_select(0, rows.reshape(-1)).view(*rows.shape, bank.shape[1])
+        x = torch.bmm(cand, anchor.unsqueeze(2)).squeeze(2) / self.temperature  # (B, N+1) or (B, N)
         if self.positive_from_bank:
-            pos = all_x.gather(1, index.unsqueeze(1)).squeeze(1)
-        else:
-            pos = (anchor * other).sum(1) / self.temperature
-        return pos, all_x.gather(1, neg_idx)
+            return x[:, 0], x[:, 1:]
+        return (anchor * other).sum(1) / self.temperature, x
 
     def _side_loss(self, pos: Tensor, neg: Tensor, which: int) -> Tensor:
         log_z: float | Tensor = 0.0
@@ -153,8 +160,8 @@ class CRDLoss(nn.Module):
         if self.symmetric:
             loss = loss + self._side_loss(*self.scores(t, s, self.bank_student, index, neg_idx), 1)  # teacher anchor
         s_all, t_all, index_all = _gather_across_ranks(s.detach(), t.detach(), index)
-        self.bank_student = update_bank(self.bank_student, index_all, s_all, self.momentum)  # after the loss
-        self.bank_teacher = update_bank(self.bank_teacher, index_all, t_all, self.momentum)
+        update_bank(self.bank_student, index_all, s_all, self.momentum)  # in place, after the loss
+        update_bank(self.bank_teacher, index_all, t_all, self.momentum)
         return loss
 
 

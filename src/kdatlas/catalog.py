@@ -264,21 +264,34 @@ def _load(root: Path) -> Catalog:
     return cat
 
 
+PAPER_FILES = ("implementation", "recipe", "test", "notebook", "notebook pair")
+
+
+def paper_file_paths(root: Path, pid: str) -> dict[str, str]:
+    """The files a paper marked implemented has, by kind (paths relative to the root; the test may
+    sit in any folder under tests/, shown as tests/.../)."""
+    return {"implementation": f"implementations/{pid}.py", "recipe": f"src/kdatlas/recipes/{pid}.py",
+            "test": f"tests/.../test_{pid}.py", "notebook": f"notebooks/{pid}.py",
+            "notebook pair": f"notebooks/{pid}.ipynb"}
+
+
+def files_on_disk(root: Path, ids) -> dict[str, dict[str, bool]]:
+    """{paper id: {kind: exists}} for the kinds of PAPER_FILES (one listing of tests/ for all ids)."""
+    tests = {p.stem.removeprefix("test_") for p in (root / "tests").rglob("test_*.py")}
+    out = {}
+    for pid in ids:
+        paths = paper_file_paths(root, pid)
+        out[pid] = {kind: (pid in tests) if kind == "test" else (root / paths[kind]).exists() for kind in PAPER_FILES}
+    return out
+
+
 def _check_files(cat: Catalog, seen: dict[str, str]) -> list[Problem]:
-    """An implementation marked done must have its implementation, test and notebook pair."""
+    """An implementation marked done must have its implementation, recipe, test and notebook pair."""
     problems = []
-    tests = {p.stem.removeprefix("test_") for p in (cat.root / "tests").rglob("test_*.py")}
-    for pid, paper in cat.papers.items():
-        if paper.implementation.status != "done":
-            continue
-        missing = [
-            name for name, ok in (
-                (f"implementations/{pid}.py", (cat.root / "implementations" / f"{pid}.py").exists()),
-                (f"tests/.../test_{pid}.py", pid in tests),
-                (f"notebooks/{pid}.py", (cat.root / "notebooks" / f"{pid}.py").exists()),
-                (f"notebooks/{pid}.ipynb", (cat.root / "notebooks" / f"{pid}.ipynb").exists()),
-            ) if not ok
-        ]
+    done = [pid for pid, paper in cat.papers.items() if paper.implementation.status == "done"]
+    for pid, have in files_on_disk(cat.root, done).items():
+        paths = paper_file_paths(cat.root, pid)
+        missing = [paths[kind] for kind, ok in have.items() if not ok]
         if missing:
             problems.append(Problem(seen[pid], "implementation.status",
                                     f"'done' but missing: {', '.join(missing)}"))

@@ -15,7 +15,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import bib
-from .catalog import Catalog
+from .catalog import Catalog, files_on_disk
+from .results import REFERENCES, load_all_results
 from .schema import Paper
 
 
@@ -77,23 +78,21 @@ class PaperFiles:
 
 
 def paper_files(cat: Catalog) -> dict[str, PaperFiles]:
-    root = cat.root
-    tests = {p.stem.removeprefix("test_") for p in (root / "tests").rglob("test_*.py")}
-    return {
-        pid: PaperFiles(
-            implementation=(root / "implementations" / f"{pid}.py").exists(),
-            notebook=(root / "notebooks" / f"{pid}.ipynb").exists(),
-            test=pid in tests,
-        )
-        for pid in cat.papers
-    }
+    return {pid: PaperFiles(implementation=h["implementation"], notebook=h["notebook pair"], test=h["test"])
+            for pid, h in files_on_disk(cat.root, cat.papers).items()}
 
 
-def load_benchmark(root: Path) -> dict | None:
-    path = root / "results" / "benchmark.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+def load_benchmark(root: Path) -> dict[str, dict]:
+    """{task: its results} from results/bench/<task>/ (see kdatlas.results)."""
+    return load_all_results(root)
+
+
+def papers_by_year(cat: Catalog) -> dict[int, list[Paper]]:
+    """Papers grouped by year, years and papers in catalog order."""
+    by_year: dict[int, list[Paper]] = defaultdict(list)
+    for p in cat.sorted_papers():
+        by_year[p.year].append(p)
+    return by_year
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +122,7 @@ def _year_label(p: Paper) -> str:
 # ---------------------------------------------------------------------------------------------
 # Pages
 
-def page_paper(p: Paper, cat: Catalog, files: PaperFiles, ctx: SiteContext, bench: dict | None,
+def page_paper(p: Paper, cat: Catalog, files: PaperFiles, ctx: SiteContext, bench: dict[str, dict],
                backlinks: list[tuple[Paper, str]]) -> str:
     d = "papers"
     out = [f"# {esc(p.title)}", ""]
@@ -168,8 +167,7 @@ def page_paper(p: Paper, cat: Catalog, files: PaperFiles, ctx: SiteContext, benc
     else:
         out += ["No reported numbers are recorded for this paper yet.", ""]
 
-    if bench and p.id in bench.get("methods", {}):
-        out += reproduced_section(p.id, bench, d)
+    out += reproduced_section(p.id, bench, d)
 
     out += ["## Implementation", ""]
     impl = p.implementation
@@ -228,20 +226,33 @@ def short_name(p: Paper) -> str:
     return head if len(head) <= 24 else p.id
 
 
-def reproduced_section(pid: str, bench: dict, from_dir: str) -> list[str]:
-    m = bench["methods"][pid]
-    base, teach = bench.get("baseline", {}), bench.get("teacher", {})
-    return [
-        "## Reproduced on embedded data (ours)", "",
-        '!!! info "Our numbers, not the paper\'s"',
-        f"    Test accuracy on the atlas's embedded task ({esc(bench.get('task', {}).get('name', 'see protocol'))}), "
-        f"mean ± std over {len(m.get('values', []))} seeds. Protocol and all methods: [reproduced results]({_rel(from_dir, 'reproduced.md')}).",
-        "",
-        "| | Accuracy (%) |", "|---|---|",
-        f"| Teacher | {teach.get('mean', float('nan')):.2f} ± {teach.get('std', float('nan')):.2f} |",
-        f"| Student alone | {base.get('mean', float('nan')):.2f} ± {base.get('std', float('nan')):.2f} |",
-        f"| Student with this method | {m['mean']:.2f} ± {m['std']:.2f} |", "",
-    ]
+def _metric_label(res: dict) -> str:
+    m = res["task"].get("metric", {})
+    return f"{m.get('name', 'score')} ({m.get('unit', '')})".replace(" ()", "")
+
+
+def _pm(e: dict) -> str:
+    return f"{e['mean']:.2f} ± {e['std']:.2f}"
+
+
+def reproduced_section(pid: str, bench: dict[str, dict], from_dir: str) -> list[str]:
+    """The paper page's table of our numbers: one block per task the method ran on."""
+    tasks = [(name, res) for name, res in bench.items() if pid in res]
+    if not tasks:
+        return []
+    out = ["## Reproduced on embedded data (ours)", "",
+           '!!! info "Our numbers, not the paper\'s"',
+           f"    Mean ± std over seeds on the atlas's embedded tasks, by `kdatlas bench`. Protocol and all "
+           f"methods: [reproduced results]({_rel(from_dir, 'reproduced.md')}).", ""]
+    for name, res in tasks:
+        m = res[pid]
+        out += [f"**{esc(name)}**: {esc(res['task'].get('description', ''))}", "",
+                f"| | {esc(_metric_label(res))} |", "|---|---|"]
+        for label, key in (("Teacher", "teacher"), ("Student alone", "baseline")):
+            if key in res:
+                out.append(f"| {label} | {_pm(res[key])} |")
+        out += [f"| Student with this method | {_pm(m)} |", ""]
+    return out
 
 
 def page_home(cat: Catalog, files: dict[str, PaperFiles], ctx: SiteContext) -> str:
@@ -398,28 +409,53 @@ def page_errata(cat: Catalog) -> str:
     return "\n".join(out)
 
 
-def page_reproduced(bench: dict | None, cat: Catalog) -> str:
+def page_reproduced(bench: dict[str, dict], cat: Catalog, files: dict[str, PaperFiles] | None = None) -> str:
     out = ["# Reproduced on embedded data", "",
            '!!! info "Our numbers"', "    Everything on this page was produced by `kdatlas bench` in this repository, on data that "
            "needs no download. It is kept apart from the numbers papers report (those are on each paper page and the leaderboards).", ""]
     if not bench:
-        return "\n".join(out + ["No benchmark results are committed yet (`results/benchmark.json` is missing). Run `kdatlas bench`.", ""])
-    task = bench.get("task", {})
-    out += ["## Protocol", "", "```json", json.dumps({"task": task, "config": bench.get("config", {})}, indent=2), "```", "",
-            "## Results", "", "| Model | Mean accuracy (%) | Std | Per-seed values | Wall time (s) |", "|---|---|---|---|---|"]
+        return "\n".join(out + ["No benchmark results are committed yet (`results/bench/` is empty). Run `kdatlas bench`.", ""])
+    for name, res in bench.items():
+        info = res["task"]
+        metric = _metric_label(res)
+        higher = info.get("metric", {}).get("higher_is_better", True)
+        out += [f"## {esc(name)}", "", esc(info.get("description", "")), "",
+                f"Seeds {', '.join(map(str, info['protocol']['seeds']))}; {esc(info['protocol']['selection'])}; "
+                f"std: {esc(info['protocol']['std'])}. Environment: torch {esc(info['environment']['torch'])}, "
+                f"{esc(info['environment']['cpu'])}, {info['environment']['threads_per_run']} thread per run. "
+                f"{esc(info.get('reproducibility', ''))}", "",
+                f"| Model | {esc(metric)} | Δ vs student alone | Per-seed values | Wall time per seed (s) |",
+                "|---|---|---|---|---|"]
+        base = res.get("baseline")
 
-    def row(label: str, e: dict) -> str:
-        vals = ", ".join(f"{v:.2f}" for v in e.get("values", []))
-        return f"| {label} | {e['mean']:.2f} | {e['std']:.2f} | {vals} | {e.get('wall_s', 0):.1f} |"
-    if "teacher" in bench:
-        out.append(row("Teacher", bench["teacher"]))
-    if "baseline" in bench:
-        out.append(row("Student alone", bench["baseline"]))
-    for pid, e in bench.get("methods", {}).items():
-        p = cat.papers.get(pid)
-        out.append(row(paper_link(p, "") if p else esc(pid), e))
-    out += ["", "Settings are each paper's published defaults (in the protocol above), except the loss weights "
-            "chosen on held-out data below."]
+        def row(label: str, e: dict, delta: bool = True) -> str:
+            vals = ", ".join(f"{v:.2f}" for v in e["values"])
+            d = f"{e['mean'] - base['mean']:+.2f}" if (delta and base) else ""
+            return f"| {label} | {_pm(e)} | {d} | {vals} | {e['wall_s']:.1f} |"
+        if "teacher" in res:
+            out.append(row("Teacher", res["teacher"], delta=False))
+        if base:
+            out.append(row("Student alone", base, delta=False))
+        methods = [k for k in res if k not in ("task", *REFERENCES)]
+        for pid in sorted(methods, key=lambda k: res[k]["mean"], reverse=higher):
+            p = cat.papers.get(pid)
+            out.append(row(paper_link(p, "") if p else esc(pid), res[pid]))
+        if base and "teacher" in res:
+            out += ["", f"Teacher minus student alone: {res['teacher']['mean'] - base['mean']:+.2f}."]
+            kd = res.get("hinton2015distilling")
+            if kd:
+                two_std = 2 * max(kd["std"], base["std"])
+                gain = kd["mean"] - base["mean"]
+                out.append(f"Hinton KD minus student alone: {gain:+.2f}, against two standard deviations {two_std:.2f} "
+                           f"({'larger' if gain > two_std else 'not larger'}).")
+        missing = sorted(pid for pid, f in (files or {}).items() if f.implementation and pid not in res)
+        if missing:
+            out += ["", "Implemented but not run on this task (each recipe says why): "
+                    + ", ".join(paper_link(cat.papers[pid], "") for pid in missing) + "."]
+        out += ["", "<details><summary>Task configuration</summary>", "", "```json",
+                json.dumps(info.get("config", {}), indent=2), "```", "", "</details>", ""]
+    out += ["Settings are each paper's published defaults (each method's result file and recipe list them), except "
+            "the loss weights chosen on held-out data below."]
     out += _weight_selection_section(cat)
     return "\n".join(out + [""])
 
@@ -447,10 +483,19 @@ def _weight_selection_section(cat: Catalog) -> list[str]:
     return out
 
 
+# (file under results/, section title, the script that writes it): the Benchmarks page, in this order.
+BENCHMARK_OUTPUTS = (
+    ("overhead.json", "Training-step overhead of each method", "benchmarks/overhead.py"),
+    ("budgets.json", "Notebook run times and the projected CI time", "benchmarks/budgets.py"),
+    ("mutants.json", "Mutation check: do the tests catch a dropped detach or swapped arguments?",
+     "benchmarks/mutants.py"),
+    ("site_build.json", "Site build time and size", "benchmarks/site_build.py"),
+)
+
+
 def page_benchmarks(root: Path) -> str:
     out = ["# Benchmarks", "", "Figures written by the benchmark scripts in this repository; the page is generated from their output files.", ""]
-    for name, title, script in (("overhead.json", "Training-step overhead of each method", "benchmarks/overhead.py"),
-                                ("site_build.json", "Site build time and size", "benchmarks/site_build.py")):
+    for name, title, script in BENCHMARK_OUTPUTS:
         path = root / "results" / name
         out += [f"## {title}", "", f"Produced by `python {script}`; raw output: `results/{name}`.", ""]
         if not path.exists():
@@ -475,9 +520,7 @@ def build_pages(cat: Catalog, ctx: SiteContext) -> dict[str, str]:
     pages: dict[str, str] = {"index.md": page_home(cat, files, ctx), "papers/index.md": page_papers_index(cat, files)}
     for p in cat.sorted_papers():
         pages[f"papers/{p.id}.md"] = page_paper(p, cat, files[p.id], ctx, bench, sorted(backlinks[p.id], key=lambda x: x[0].id))
-    by_year: dict[int, list[Paper]] = defaultdict(list)
-    for p in cat.sorted_papers():
-        by_year[p.year].append(p)
+    by_year = papers_by_year(cat)
     pages["years/index.md"] = page_timeline(by_year)
     for year, ps in by_year.items():
         pages[f"years/{year}.md"] = page_year(year, ps, files)
@@ -496,7 +539,7 @@ def build_pages(cat: Catalog, ctx: SiteContext) -> dict[str, str]:
         pages[board_key(*key)] = page_board(key, rows, cat)
     pages["bibliography.md"] = page_bibliography(cat)
     pages["errata.md"] = page_errata(cat)
-    pages["reproduced.md"] = page_reproduced(bench, cat)
+    pages["reproduced.md"] = page_reproduced(bench, cat, files)
     pages["benchmarks.md"] = page_benchmarks(cat.root)
     pages["atlas.bib"] = bib.to_bibtex(cat.sorted_papers())
     pages["atlas.json"] = bib.to_csl_json(cat.sorted_papers())
@@ -505,9 +548,7 @@ def build_pages(cat: Catalog, ctx: SiteContext) -> dict[str, str]:
 
 def build_nav(cat: Catalog, pages: dict[str, str], notebooks: list[str], static_pages: list[str]) -> list:
     """The navigation: every generated page appears in it (so mkdocs' omitted-files check stays quiet)."""
-    by_year: dict[int, list[Paper]] = defaultdict(list)
-    for p in cat.sorted_papers():
-        by_year[p.year].append(p)
+    by_year = papers_by_year(cat)
     papers_nav: list = [{"All papers": "papers/index.md"}]
     for year in sorted(by_year):
         papers_nav.append({str(year): [{short_name(p): f"papers/{p.id}.md"} for p in by_year[year]]})

@@ -16,7 +16,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from kdatlas.catalog import load_catalog
+from kdatlas.catalog import files_on_disk, load_catalog
 from kdatlas.scaffold import repo_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,14 +50,9 @@ def test_implementation_is_torch_only_with_raw_docstring_and_all(path):
 
 def test_every_paper_has_its_files_or_an_explained_exemption():
     cat = load_catalog(ROOT)
-    tests = {p.stem.removeprefix("test_") for p in (ROOT / "tests").rglob("test_*.py")}
+    on_disk = files_on_disk(ROOT, cat.papers)
     for pid, p in cat.papers.items():
-        have = {
-            "implementation": (ROOT / "implementations" / f"{pid}.py").exists(),
-            "test": pid in tests,
-            "notebook": (ROOT / "notebooks" / f"{pid}.py").exists(),
-            "notebook pair": (ROOT / "notebooks" / f"{pid}.ipynb").exists(),
-        }
+        have = on_disk[pid]
         if p.implementation.status == "done":
             assert all(have.values()), f"{pid}: status done but missing {[k for k, v in have.items() if not v]}"
         else:

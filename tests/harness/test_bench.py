@@ -1,179 +1,208 @@
-"""`kdatlas bench`: the JSON contract, resumability after an interruption, atomic writes, and the
-committed results/benchmark.json against the default configuration."""
+"""`kdatlas bench`: the per-(task, method) files, runs keyed on task + method + settings + code + seed
+(adding a method retrains nothing else), resumption after a kill, and the committed results."""
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 from pathlib import Path
 
 import pytest
-import torch
 
-from kdatlas import bench
+from kdatlas import bench, recipes
+from kdatlas.harness import get_task
+from kdatlas.recipes import all_recipes, get_recipe
+from kdatlas.results import load_results
 
 ROOT = Path(__file__).resolve().parents[2]
-IMPLEMENTED = [pid for pid in bench.ADAPTERS if (ROOT / "implementations" / f"{pid}.py").exists()]
-MISSING = "nobody2099missing"  # an adapter whose implementation file does not exist
+SEEDS = [0, 1]
+TASK = "mnist1d"
+METHODS = bench.bench_methods(TASK)[0]
 
 
 class Interrupt(Exception):
     pass
 
 
-def tiny(**changes) -> dict:
-    cfg = copy.deepcopy(bench.TINY_CONFIG)
-    cfg["methods"] = [*bench.METHOD_IDS, MISSING, "doe2020example"]
-    cfg.update(changes)
-    return cfg
+def run(tmp: Path, methods=None, calls=None, **kw):
+    kw.setdefault("task_overrides", bench.TINY[TASK])
+    return bench.run_bench(TASK, methods=METHODS if methods is None else methods, seeds=SEEDS,
+                           results_dir=tmp / "bench", runs_dir=tmp / "runs", progress=False,
+                           on_run_done=None if calls is None else (lambda n, s, r: calls.append((n, s))),
+                           log=lambda m: None, **kw)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """One uninterrupted tiny run (module scope: several tests read it)."""
-    mp = pytest.MonkeyPatch()
-    mp.setitem(bench.ADAPTERS, MISSING, bench.ADAPTERS["hinton2015distilling"])
+    """One uninterrupted tiny run of every recipe (module scope: several tests read it)."""
     d = tmp_path_factory.mktemp("bench")
-    calls = []
-    try:
-        summary = bench.run_bench(tiny(), out=d / "benchmark.json", runs_dir=d / "runs", progress=False,
-                                  on_run_done=lambda n, s, r: calls.append((n, s)), log=lambda m: None)
-    finally:
-        mp.undo()
-    return d, summary, calls
+    calls: list = []
+    return d, run(d, calls=calls), calls
 
 
-def test_contract(reference):
+def test_every_exemplar_has_a_recipe_that_runs_on_both_tasks():
+    for pid in ("hinton2015distilling", "romero2014fitnets", "zagoruyko2016paying", "park2019relational",
+                "tian2019contrastive", "zhao2022decoupled"):
+        for task in bench.BENCH_TASKS:
+            assert pid in bench.bench_methods(task)[0], (pid, task)
+
+
+def test_contract_one_file_per_task_and_method(reference):
     d, summary, calls = reference
-    on_disk = json.loads((d / "benchmark.json").read_text())
-    assert on_disk == summary
-    cfg = tiny()
-    assert on_disk["config"] == cfg
-    assert on_disk["protocol"]["seeds"] == cfg["seeds"] and on_disk["protocol"]["epochs"] == cfg["epochs"]
-    assert on_disk["protocol"]["n_train"] == cfg["data"]["n_train"]
-    assert set(on_disk["methods"]) == set(IMPLEMENTED)
-    assert "does not exist yet" in on_disk["skipped"][MISSING]
-    assert "no adapter" in on_disk["skipped"]["doe2020example"]
-    for pid in bench.METHOD_IDS:
-        if pid not in IMPLEMENTED:
-            assert "does not exist yet" in on_disk["skipped"][pid]
-    entries = [on_disk["teacher"], on_disk["baseline"], *on_disk["methods"].values()]
-    for e in entries:
-        assert len(e["values"]) == len(cfg["seeds"]) and all(0 <= v <= 100 for v in e["values"])
+    out = d / "bench" / TASK
+    assert sorted(p.stem for p in out.glob("*.json")) == sorted(["task", "teacher", "baseline", *METHODS])
+    assert summary == load_results(d / "bench", TASK) and summary["task"]["name"] == TASK
+    task = get_task(TASK, **bench.TINY[TASK])
+    info = json.loads((out / "task.json").read_text())
+    assert info["key"] == task.key() and info["config"] == task.config and info["protocol"]["seeds"] == SEEDS
+    assert info["metric"] == {"name": "top-1 accuracy", "unit": "%", "higher_is_better": True}
+    assert "bit-identical" in info["reproducibility"] and info["environment"]["torch"]
+    for name in ["teacher", "baseline", *METHODS]:
+        e = json.loads((out / f"{name}.json").read_text())
+        assert e["task"] == TASK and e["metric"]["name"] == "top-1 accuracy" and e["task_key"] == task.key()
+        assert e["seeds"] == SEEDS and len(e["values"]) == 2 and all(0 <= v <= 100 for v in e["values"])
         assert e["mean"] == pytest.approx(statistics.fmean(e["values"]), abs=1e-3)
         assert e["std"] == pytest.approx(statistics.stdev(e["values"]), abs=1e-3)
         assert e["wall_s"] > 0
-    for pid, e in on_disk["methods"].items():
-        assert e["settings"] == cfg["settings"][pid]
-        assert e["delta_vs_baseline"] == pytest.approx(e["mean"] - on_disk["baseline"]["mean"], abs=1e-3)
-    assert len(calls) == len(cfg["seeds"]) * (2 + len(IMPLEMENTED))  # teacher, baseline, methods
+    for pid in METHODS:
+        e = summary[pid]
+        r = get_recipe(pid)
+        assert e["settings"] == r.settings_for(TASK) and e["code"] == r.code_hash()
+        assert e["key"] == bench.run_key(task, r, r.settings_for(TASK))
+    assert sorted(calls) == sorted((n, s) for n in ["teacher", "baseline", *METHODS] for s in SEEDS)
 
 
-def test_resume_after_interruption(reference, tmp_path, monkeypatch):
+def test_resume_after_a_kill_trains_nothing_twice_and_gives_the_same_numbers(reference, tmp_path):
     _, ref, ref_calls = reference
-    monkeypatch.setitem(bench.ADAPTERS, MISSING, bench.ADAPTERS["hinton2015distilling"])
-    out, runs = tmp_path / "benchmark.json", tmp_path / "runs"
     first: list = []
 
     def stop_after_five(name, seed, rec):
         first.append((name, seed))
-        if len(first) == 5:  # crosses a seed boundary with 4 implemented methods or fewer
+        if len(first) == 5:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        bench.run_bench(tiny(), out=out, runs_dir=runs, progress=False, on_run_done=stop_after_five,
-                        log=lambda m: None)
-    assert not out.exists()  # the summary is only written once everything is done
-    assert not list(runs.rglob("*.tmp"))
+        bench.run_bench(TASK, methods=METHODS, seeds=SEEDS, task_overrides=bench.TINY[TASK],
+                        results_dir=tmp_path / "bench", runs_dir=tmp_path / "runs", progress=False,
+                        on_run_done=stop_after_five, log=lambda m: None)
+    assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
     second: list = []
-    summary = bench.run_bench(tiny(), out=out, runs_dir=runs, progress=False,
-                              on_run_done=lambda n, s, r: second.append((n, s)), log=lambda m: None)
-    assert set(first).isdisjoint(second)  # nothing finished is trained again
-    assert sorted(first + second) == sorted(ref_calls)
-    # resuming changes nothing in the numbers: same values as the uninterrupted run
-    for key in ("teacher", "baseline"):
-        assert summary[key]["values"] == ref[key]["values"]
-    assert {k: v["values"] for k, v in summary["methods"].items()} == \
-           {k: v["values"] for k, v in ref["methods"].items()}
+    summary = run(tmp_path, calls=second)
+    assert set(first).isdisjoint(second) and sorted(first + second) == sorted(ref_calls)
+    assert {k: v.get("values") for k, v in summary.items()} == {k: v.get("values") for k, v in ref.items()}
     third: list = []
-    bench.run_bench(tiny(), out=out, runs_dir=runs, progress=False,
-                    on_run_done=lambda n, s, r: third.append((n, s)), log=lambda m: None)
+    run(tmp_path, calls=third)
     assert third == []
-    # a changed budget is a different benchmark: nothing is reused
-    assert bench.config_hash(tiny(epochs=3)) != bench.config_hash(tiny())
-    assert bench.config_hash(tiny(seeds=[0, 1, 2])) == bench.config_hash(tiny())
 
 
-def test_json_writes_are_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "benchmark.json"
-    bench._write_json(path, {"complete": True})
+def test_adding_a_method_trains_only_that_method(tmp_path):
+    a, b = METHODS[0], METHODS[1]
+    run(tmp_path, methods=[a])
+    calls: list = []
+    summary = run(tmp_path, methods=[a, b], calls=calls)
+    assert calls == [(b, s) for s in SEEDS]
+    assert set(summary) == {"task", "teacher", "baseline", a, b}
+    # changing one method's settings reruns that method only; the old runs stay on disk
+    calls.clear()
+    knob = next(iter(get_recipe(b).settings))
+    value = get_recipe(b).settings[knob]
+    new = value * 2 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    run(tmp_path, methods=[a, b], calls=calls, settings={b: {knob: new}})
+    assert calls == ([(b, s) for s in SEEDS] if new != value else [])
 
-    def broken_dump(obj, f, **kw):
-        f.write('{"half": ')
-        raise OSError("disk full")
 
-    monkeypatch.setattr(bench.json, "dump", broken_dump)
-    with pytest.raises(OSError):
-        bench._write_json(path, {"complete": False})
-    assert json.loads(path.read_text()) == {"complete": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["benchmark.json"]
+def test_a_different_task_configuration_reuses_nothing(tmp_path):
+    run(tmp_path, methods=[METHODS[0]])
+    calls: list = []
+    run(tmp_path, methods=[METHODS[0]], calls=calls, task_overrides=bench.TINY[TASK] | {"epochs": 1})
+    assert sorted(calls) == sorted((n, s) for n in ["teacher", "baseline", METHODS[0]] for s in SEEDS)
+
+
+def test_the_run_key_covers_the_code(monkeypatch):
+    task = get_task(TASK, **bench.TINY[TASK])
+    r = get_recipe("hinton2015distilling")
+    key = bench.run_key(task, r, r.settings_for(TASK))
+    real = recipes.file_hash
+    for edited in ("implementations/hinton2015distilling.py", "recipes/hinton2015distilling.py",
+                   "recipes/__init__.py"):
+        monkeypatch.setattr(recipes, "file_hash",
+                            lambda p, e=edited: "edited" if str(p).endswith(e) else real(p))
+        assert bench.run_key(task, r, r.settings_for(TASK)) != key, edited
+    monkeypatch.setattr(recipes, "file_hash", real)
+    import kdatlas.harness.tasks as tasks
+    monkeypatch.setattr(tasks, "harness_code_hash", lambda: "edited")
+    assert bench.run_key(task, r, r.settings_for(TASK)) != key  # the harness too
+    assert bench.run_key(task, r, r.settings_for(TASK) | {"temperature": 1.0}) != key
+
+
+def test_results_of_another_task_configuration_are_not_shown(reference, tmp_path):
+    d, summary, _ = reference
+    out = tmp_path / "bench" / TASK
+    out.mkdir(parents=True)
+    for name in ("task", "teacher", METHODS[0]):
+        (out / f"{name}.json").write_text((d / "bench" / TASK / f"{name}.json").read_text())
+    stale = json.loads((out / f"{METHODS[0]}.json").read_text()) | {"task_key": "0" * 12}
+    (out / f"{METHODS[0]}.json").write_text(json.dumps(stale))
+    assert set(load_results(tmp_path / "bench", TASK)) == {"task", "teacher"}  # the stale method is left out
 
 
 def test_cli_parser_runs_the_bench(tmp_path):
     ap = argparse.ArgumentParser()
     bench.add_parser(ap.add_subparsers(dest="cmd", required=True))
-    args = ap.parse_args(["bench", "--tiny", "--seeds", "0", "--methods", "hinton2015distilling",
-                          "--out", str(tmp_path / "b.json"), "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    args = ap.parse_args(["bench", "--task", TASK, "--tiny", "--seeds", "0", "--methods", "hinton2015distilling",
+                          "--results-dir", str(tmp_path / "b"), "--runs-dir", str(tmp_path / "runs"),
+                          "--jobs", "1", "--no-progress"])
     assert args.fn(args) == 0
-    data = json.loads((tmp_path / "b.json").read_text())
-    assert list(data["methods"]) == ["hinton2015distilling"] and data["protocol"]["seeds"] == [0]
+    out = tmp_path / "b" / TASK
+    assert sorted(p.stem for p in out.glob("*.json")) == ["baseline", "hinton2015distilling", "task", "teacher"]
+    assert json.loads((out / "task.json").read_text())["protocol"]["seeds"] == [0]
 
 
-def test_committed_benchmark_is_current_and_shows_distillation():
-    path = ROOT / "results" / "benchmark.json"
-    if not path.exists():
-        pytest.skip("results/benchmark.json not generated yet (run `kdatlas bench`)")
-    data = json.loads(path.read_text())
-    assert data["config"] == bench.DEFAULT_CONFIG, "DEFAULT_CONFIG changed: rerun `kdatlas bench`"
-    stale = [pid for pid in IMPLEMENTED if pid not in data["methods"]]
-    assert not stale, f"implemented but not benchmarked: {stale}; rerun `kdatlas bench`"
-    assert len(data["baseline"]["values"]) == len(bench.DEFAULT_CONFIG["seeds"]) >= 5
-    assert data["teacher"]["mean"] - data["baseline"]["mean"] >= 10
-    kd, base = data["methods"]["hinton2015distilling"], data["baseline"]
+def test_unknown_method_or_setting_is_a_clear_error(tmp_path):
+    with pytest.raises(LookupError, match="no recipe for nobody2099missing"):
+        run(tmp_path, methods=["nobody2099missing"])
+    with pytest.raises(ValueError, match="has no setting"):
+        run(tmp_path, methods=["hinton2015distilling"], settings={"hinton2015distilling": {"tempreature": 2}})
+
+
+# --------------------------------------------------------------------------- the committed results
+@pytest.mark.parametrize("task_name", bench.BENCH_TASKS)
+def test_committed_results_are_current_and_show_distillation(task_name):
+    out = ROOT / "results" / "bench" / task_name
+    assert (out / "task.json").exists(), f"{out}/task.json missing: run `kdatlas bench --task {task_name}`"
+    task = get_task(task_name, single_thread=False)
+    info = json.loads((out / "task.json").read_text())
+    assert info["key"] == task.key(), f"task {task_name} or the harness changed: rerun `kdatlas bench`"
+    data = load_results(ROOT / "results" / "bench", task_name)
+    methods, _ = bench.bench_methods(task_name)
+    missing = [pid for pid in methods if pid not in data]
+    assert not missing, f"not benchmarked (or stale) on {task_name}: {missing}; rerun `kdatlas bench`"
+    for pid in methods:
+        r = get_recipe(pid)
+        assert data[pid]["key"] == bench.run_key(task, r, r.settings_for(task_name)), \
+            f"{pid}: its settings or code changed since the committed run; rerun `kdatlas bench`"
+    assert len(data["baseline"]["values"]) >= 5
+    assert data["teacher"]["mean"] - data["baseline"]["mean"] >= 8
+    kd, base = data["hinton2015distilling"], data["baseline"]
     assert kd["mean"] - base["mean"] > 2 * max(kd["std"], base["std"])
 
 
 def test_tuned_weights_come_from_the_committed_selection():
-    """AT's and RKD's weights are chosen on held-out data by benchmarks/select_weights.py; the
-    benchmark's configuration must use what that selection chose (one fact, one place to check)."""
+    """Weights chosen on held-out data by benchmarks/select_weights.py: each recipe's settings on
+    that task must be what the selection chose (one fact, one place to check)."""
     path = ROOT / "results" / "weight_selection.json"
     assert path.exists(), "results/weight_selection.json missing: run benchmarks/select_weights.py"
-    selection = json.loads(path.read_text())["methods"]
-    for pid, entry in selection.items():
-        best = max(entry["candidates"], key=lambda c: c["holdout_mean"])
-        assert entry["chosen"] == best["settings"]
-        for key, value in entry["chosen"].items():
-            assert bench.DEFAULT_CONFIG["settings"][pid][key] == value, (pid, key)
+    sel = json.loads(path.read_text())
+    for task_name, methods in sel["tasks"].items():
+        for pid, entry in methods.items():
+            best = max(entry["candidates"], key=lambda c: c["holdout_mean"])
+            assert entry["chosen"] == best["settings"]
+            s = get_recipe(pid).settings_for(task_name)
+            for key, value in entry["chosen"].items():
+                assert s[key] == value, (task_name, pid, key)
 
 
-def test_holdout_never_overlaps_the_students_sequences():
-    cfg = tiny()
-    cfg["data"] = dict(cfg["data"], holdout=[200, 300])
-    teacher_data, data = bench.load_task(cfg)
-    assert len(data.test) == 100 and len(data.train) == cfg["data"]["n_train"]
-    full = bench.load_task(tiny())[0].train.tensors[0]
-    assert torch.equal(data.test.tensors[0], full[200:300])
-    cfg["data"]["holdout"] = [50, 300]  # overlaps the first n_train sequences the students learn from
-    with pytest.raises(ValueError, match="holdout"):
-        bench.load_task(cfg)
-
-
-def test_notebook_task_is_the_benchmark_task():
-    """The notebooks' embedded_task() and kdatlas bench must describe the same experiment."""
-    from kdatlas.harness import EMBEDDED_BUDGET
-    c = bench.DEFAULT_CONFIG
-    assert EMBEDDED_BUDGET == {"num_samples": c["data"]["num_samples"], "n_train": c["data"]["n_train"],
-                               "teacher_epochs": c["teacher_epochs"], "student_epochs": c["epochs"],
-                               "lr": c["lr"], "batch_size": c["batch_size"]}
-    assert (c["teacher"], c["student"], c["data"]["teacher_n_train"]) == ("mnist1d_teacher", "mnist1d_student", None)
+def test_every_recipe_loads_and_declares_its_shape():
+    for pid, r in all_recipes().items():
+        assert (r.phases is None) + (r.run is None) + (r.skip is None) == 2, pid
+        assert (ROOT / "papers" / f"{pid}.yaml").exists(), f"recipe {pid} has no paper"

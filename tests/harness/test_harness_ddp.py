@@ -38,7 +38,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     seed_everything(0)  # same initial weights on both ranks
     student, teacher, head = ConvNet(1, (4, 8)), ConvNet(1, (8, 16)), _Head()
     seen = []
-    loss = lambda s, t, y: (seen.append(s.index.clone()), head(s, t, y))[1]
+    loss = lambda s, t, y, progress: (seen.append(s.index.clone()), head(s, t, y))[1]
     train(student, data.loaders(batch_size=16, seed=0)[0], epochs=2, loss_fn=loss, teacher=teacher,
           extra_modules=[head], progress=False, device="cpu")
     torch.save({"student": student.state_dict(), "head": head.state_dict(), "seen": torch.cat(seen)},
@@ -74,7 +74,7 @@ def _crd_worker(rank: int, world: int, port: int, out: str) -> None:
     crd = CRDLoss(8, 16, num_data=len(data.train), feat_dim=8, num_negatives=16)
     bank0 = crd.bank_student.clone()
     seen = []
-    loss = lambda s, t, y: (seen.append(s.index.clone()), crd(s.embedding, t.embedding, s.index))[1]
+    loss = lambda s, t, y, progress: (seen.append(s.index.clone()), crd(s.embedding, t.embedding, s.index))[1]
     train(student, data.loaders(batch_size=16, seed=0)[0], epochs=1, loss_fn=loss, teacher=teacher,
           extra_modules=[crd], progress=False, device="cpu")
     torch.save({"bank_student": crd.bank_student, "bank_teacher": crd.bank_teacher, "bank0": bank0,

@@ -19,7 +19,7 @@ def small(width: int = 4) -> ConvNet:
     return ConvNet(1, (width, 2 * width), num_classes=10)
 
 
-def kd(s: Outputs, t: Outputs, y):
+def kd(s: Outputs, t: Outputs, y, progress):
     return {"ce": F.cross_entropy(s.logits, y),
             "kd": F.kl_div(F.log_softmax(s.logits / 4, -1), F.log_softmax(t.logits / 4, -1),
                            reduction="batchmean", log_target=True) * 16}
@@ -76,14 +76,15 @@ def test_teacher_is_frozen_and_sees_the_students_samples(data):
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     seen = []
 
-    def loss(s, t, y):
+    def loss(s, t, y, progress):
+        assert progress.step == len(seen) and progress.epoch == 0 and progress.steps_per_epoch == 5
         assert not teacher.training, "teacher must be in eval mode"
         assert not t.logits.requires_grad and s.logits.requires_grad
         assert torch.equal(s.index, t.index)  # same samples, same order
         x = torch.stack([data.train[int(i)][0] for i in s.index])
         torch.testing.assert_close(t.logits, teacher(x))  # the teacher saw exactly these inputs
         seen.append(s.index.clone())
-        return kd(s, t, y)
+        return kd(s, t, y, progress)
 
     seed_everything(0)
     student = small()
@@ -115,7 +116,7 @@ def test_loss_module_parameters_join_the_optimizer(data):
             super().__init__()
             self.conv = nn.Conv1d(8, 16, 1)
 
-        def forward(self, s, t, y):
+        def forward(self, s, t, y, progress):
             return {"ce": F.cross_entropy(s.logits, y),
                     "hint": F.mse_loss(self.conv(s.features[-1]), t.features[-1])}
 

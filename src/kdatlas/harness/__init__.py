@@ -1,4 +1,4 @@
-r"""The training harness: data, model families and one small training loop.
+r"""The training harness: data, model families, tasks and the training loops.
 
 Implementations (``kdatlas.implementations.<id>``) never import this package; notebooks and the
 benchmark (``kdatlas bench``) do. Everything below is re-exported here, so
@@ -57,14 +57,29 @@ Families (``num_classes`` is always a keyword argument):
 - ``MODELS``: name -> factory for all of the above; ``build_model(name, **kw)``.
 - ``pool(feature_map) -> (B, C)``: the global average pooling the models use.
 
-Notebook set-up (``kdatlas.harness.tasks``)
--------------------------------------------
-- ``embedded_task(quick=False, full_size=False) -> Task``: the benchmark's MNIST-1D task (teacher on
-  4,000 labelled sequences, students on the first 500), a CI-sized budget with ``quick``, or
-  CIFAR-100 ResNet32x4 -> ResNet8x4 with ``full_size``. ``Task.train_teacher(seed=0)`` -> (teacher,
-  accuracy); ``Task.train_student(loss_fn=None, teacher=None, seed=1, **train_kwargs)`` -> (student,
-  History), same initial weights and batches for a given seed; ``Task.student_loader(seed)``,
-  ``Task.test_loader``.
+Tasks (``kdatlas.harness.tasks``)
+---------------------------------
+- ``get_task(name, quick=False, holdout=False, **overrides) -> Task``: a registered task ("mnist1d",
+  the benchmark's first task; "digits", the 2-D image task; "cifar100", paper scale), with a
+  CI-sized budget when ``quick``, a held-out split of the training samples as its test set when
+  ``holdout`` (model selection), any configuration knob changed by name.
+  ``register_task(name, defaults, quick=...)`` adds one (a decorator on its builder).
+- ``Task``: ``teacher_data``, ``student_data``, ``make_teacher``, ``make_student``, ``config`` (every
+  knob; ``epochs``, ``teacher_epochs``, ``lr``, ``batch_size``, ``optimizer``, ``weight_decay`` read
+  from it), ``metric`` (a ``Metric(name, unit, higher_is_better, fn)``; ``ACCURACY`` for
+  classification), ``key()`` (hash of the configuration and the harness code).
+  ``Task.teacher(seed=0)`` -> (teacher, score), trained once and then read from the disk cache
+  (``KDATLAS_CACHE`` or ``~/.cache/kdatlas``); ``Task.train_student(loss_fn=None, teacher=None,
+  seed=1, **train_kwargs)`` -> (student, History), same initial weights and batches for a given
+  seed; ``Task.student_loader(seed)``, ``Task.test_loader``, ``Task.score(model)``.
+
+Loop (``kdatlas.harness.loop``)
+-------------------------------
+- ``loop(step, loader, *, epochs, models=(), frozen=(), schedulers=(), device, evaluate=None,
+  progress=True) -> History``: the generic loop for any number of models; ``step(batch, progress)``
+  does the forward, backward and optimiser steps and returns the terms to log.
+- ``Progress(step, epoch, steps_per_epoch, epochs)`` with ``epoch_float``, ``fraction``,
+  ``total_steps``: passed to every step and loss (warm-ups, annealing, alternation).
 
 Training (``kdatlas.harness.train``)
 ------------------------------------
@@ -80,7 +95,8 @@ Training (``kdatlas.harness.train``)
 
   The loss callable has the signature::
 
-      loss_fn(student_out: Outputs, teacher_out: Outputs | None, targets: Tensor) -> Tensor | dict[str, Tensor]
+      loss_fn(student_out: Outputs, teacher_out: Outputs | None, targets: Tensor, progress: Progress)
+          -> Tensor | dict[str, Tensor]
 
   (a dict's values are summed into the loss and logged one by one). ``loss_fn=None`` means plain
   cross-entropy. The teacher (an ``nn.Module``) is put in eval mode, run under ``torch.no_grad()``
@@ -125,7 +141,8 @@ from .models import (
     wrn_16_2,
     wrn_40_2,
 )
-from .tasks import EMBEDDED_BUDGET, Task, embedded_task
+from .loop import Progress, loop
+from .tasks import ACCURACY, TASKS, Metric, Task, get_task, register_task
 from .train import (
     History,
     Outputs,
@@ -148,5 +165,5 @@ __all__ = [
     "wrn_16_2", "wrn_40_2",
     "History", "Outputs", "TeacherCache", "cleanup_distributed", "default_device", "evaluate",
     "load_checkpoint", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
-    "train", "EMBEDDED_BUDGET", "Task", "embedded_task",
+    "train", "Progress", "loop", "ACCURACY", "TASKS", "Metric", "Task", "get_task", "register_task",
 ]

@@ -3,10 +3,13 @@ r"""One small training loop for students, with or without a frozen teacher.
 ``train(student, loader, loss_fn=..., teacher=...)`` runs ``epochs`` passes of SGD (or AdamW) with a
 cosine learning rate. The distillation loss is any callable::
 
-    loss_fn(student_out: Outputs, teacher_out: Outputs | None, targets: Tensor) -> Tensor | dict[str, Tensor]
+    loss_fn(student_out: Outputs, teacher_out: Outputs | None, targets: Tensor, progress: Progress)
+        -> Tensor | dict[str, Tensor]
 
 where :class:`Outputs` carries ``logits``, ``features`` (the model's list of stage outputs),
-``embedding`` (pooled ``features[-1]``) and ``index`` (the samples' dataset indices). The teacher is
+``embedding`` (pooled ``features[-1]``) and ``index`` (the samples' dataset indices), and
+:class:`~kdatlas.harness.loop.Progress` says where training is (step, epoch: warm-ups read it). The
+loop itself is :func:`kdatlas.harness.loop.loop`. The teacher is
 kept in eval mode, run under ``torch.no_grad()`` and never optimised; a loss that is an ``nn.Module``
 brings its own parameters to the optimizer. Under ``torchrun`` (``setup_distributed()`` first) the
 student is wrapped in DistributedDataParallel.
@@ -16,9 +19,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import atomic_write
 from .data import make_loader
+from .loop import History, Progress, loop
 from .models import pool
 
 __all__ = ["Outputs", "History", "TeacherCache", "seed_everything", "default_device", "model_outputs",
@@ -46,15 +48,7 @@ class Outputs(NamedTuple):
     index: Tensor | None = None      # (B,) dataset indices of the samples, when the loader yields them
 
 
-LossFn = Callable[[Outputs, "Outputs | None", Tensor], "Tensor | dict[str, Tensor]"]
-
-
-@dataclass
-class History:
-    train_loss: list[float] = field(default_factory=list)       # mean total loss per epoch
-    terms: dict[str, list[float]] = field(default_factory=dict)  # named loss terms, mean per epoch
-    test_acc: list[float] = field(default_factory=list)         # percent, per epoch (if test_loader)
-    wall_s: float = 0.0
+LossFn = Callable[[Outputs, "Outputs | None", Tensor, Progress], "Tensor | dict[str, Tensor]"]
 
 
 # --------------------------------------------------------------------------- set-up
@@ -180,27 +174,27 @@ def train(student: nn.Module, train_loader: DataLoader, *, epochs: int = 10, lr:
           loss_fn: LossFn | None = None, teacher: nn.Module | TeacherCache | None = None,
           cache_teacher: bool = False, params: Iterable[nn.Parameter] | None = None,
           extra_modules: Iterable[nn.Module] = (), test_loader: DataLoader | None = None,
-          device: torch.device | str | None = None, progress: bool = True, desc: str = "train") -> History:
+          metric: Callable | None = None, device: torch.device | str | None = None, progress: bool = True,
+          desc: str = "train") -> History:
     """Train ``student`` in place; see the module docstring for the loss signature.
 
+    ``test_loader``: scored after every epoch by ``metric(model, loader, device)`` (default
+    :func:`evaluate`, top-1 accuracy in percent) into ``History.test_acc``.
     ``loss_fn=None``: cross-entropy on the logits. Parameters optimised: ``params`` if given, else the
     student's plus those of ``loss_fn`` (if an ``nn.Module``) and of ``extra_modules``. Under DDP the
     loader's batch size is per process.
     """
     device = torch.device(device) if device is not None else default_device()
-    start = time.perf_counter()
-    student.to(device).train()
     modules = ([loss_fn] if isinstance(loss_fn, nn.Module) else []) + list(extra_modules)
-    for m in modules:
-        m.to(device).train()
 
+    frozen = []
     if isinstance(teacher, nn.Module):
         if teacher is student:
             raise ValueError("teacher and student are the same module")
         if cache_teacher:
             teacher = TeacherCache.build(teacher, train_loader.dataset, device=device)
         else:
-            teacher.to(device).eval()
+            frozen = [teacher]
     elif cache_teacher and teacher is None:
         raise ValueError("cache_teacher=True needs a teacher")
 
@@ -211,6 +205,9 @@ def train(student: nn.Module, train_loader: DataLoader, *, epochs: int = 10, lr:
         teacher_ids = {id(p) for p in teacher.parameters()}
         if any(id(p) in teacher_ids for p in params):
             raise ValueError("teacher parameters must not be optimised")
+    student.to(device)
+    for m in modules:
+        m.to(device)
     opt = _optimizer(optimizer, params, lr, weight_decay, momentum)
 
     # Distributed: shard the data, wrap the student, average the loss modules' gradients by hand.
@@ -234,58 +231,37 @@ def train(student: nn.Module, train_loader: DataLoader, *, epochs: int = 10, lr:
 
     total_steps = max(1, epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    hist = History()
-    show = progress and (not dist.is_initialized() or dist.get_rank() == 0)
-    from tqdm.auto import tqdm
 
-    bar = tqdm(range(epochs), desc=desc, disable=not show, leave=False)
-    for epoch in bar:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        total, n = 0.0, 0
-        for batch in loader:
-            x, y, idx = _unpack(batch)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            idx = idx.to(device) if idx is not None else None
-            feats, logits = net(x)
-            s_out = Outputs(logits, feats, pool(feats[-1]), idx)
-            t_out = None
-            if isinstance(teacher, TeacherCache):
-                if idx is None:
-                    raise ValueError("the cached teacher needs a loader that yields (x, y, index)")
-                t_out = teacher.lookup(idx, device)
-            elif teacher is not None:
-                with torch.no_grad():
-                    t_out = model_outputs(teacher, x, idx)
-            loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(s_out, t_out, y)
-            if isinstance(loss, dict):
-                for k, v in loss.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                loss = sum(loss.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1:
-                for p in synced_by_hand:
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= world
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-            n += 1
-        hist.train_loss.append(total / max(n, 1))
-        for k, v in sums.items():
-            hist.terms.setdefault(k, []).append(v / max(n, 1))
-        post = {"loss": f"{hist.train_loss[-1]:.3f}"}
-        if test_loader is not None:
-            hist.test_acc.append(evaluate(student, test_loader, device))
-            post["test"] = f"{hist.test_acc[-1]:.1f}"
-        bar.set_postfix(post)
+    def step(batch, progress: Progress) -> dict:
+        x, y, idx = _unpack(batch)
+        feats, logits = net(x)
+        s_out = Outputs(logits, feats, pool(feats[-1]), idx)
+        t_out = None
+        if isinstance(teacher, TeacherCache):
+            if idx is None:
+                raise ValueError("the cached teacher needs a loader that yields (x, y, index)")
+            t_out = teacher.lookup(idx, device)
+        elif teacher is not None:
+            with torch.no_grad():
+                t_out = model_outputs(teacher, x, idx)
+        loss = {"ce": F.cross_entropy(logits, y)} if loss_fn is None else loss_fn(s_out, t_out, y, progress)
+        terms = loss if isinstance(loss, dict) else {"loss": loss}
+        opt.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        if world > 1:
+            for p in synced_by_hand:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+        opt.step()
+        return terms
+
+    hist = loop(step, loader, epochs=epochs, models=[student, *modules], frozen=frozen, schedulers=[sched],
+                device=device, evaluate=(lambda: (metric or evaluate)(student, test_loader, device)) if test_loader else None,
+                on_epoch=sampler.set_epoch if sampler is not None else None, progress=progress, desc=desc)
     if world > 1:  # BN running statistics drift per rank after the last broadcast: take rank 0's
         for b in student.buffers():
             dist.broadcast(b, src=0)
-    hist.wall_s = time.perf_counter() - start
     return hist
 
 
@@ -308,17 +284,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str | 
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(module: nn.Module, path: str | Path) -> None:
     """Write ``module.state_dict()`` atomically (temporary file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(module: nn.Module, path: str | Path, device: torch.device | str = "cpu") -> nn.Module:

@@ -1,0 +1,17 @@
+"""Relational KD (Park et al., 2019): CE + distance and angle losses on the pooled embeddings.
+
+The published weights 25 (distance) and 50 (angle) were kept on MNIST-1D by
+benchmarks/select_weights.py (results/weight_selection.json)."""
+from kdatlas.implementations import park2019relational as impl
+from kdatlas.recipes import Phase, Recipe, ce
+
+
+def phases(ctx, s):
+    def loss(so, to, y, progress):
+        return {"ce": ce(so, y),
+                "distance": s["distance_weight"] * impl.rkd_distance_loss(so.embedding, to.embedding),
+                "angle": s["angle_weight"] * impl.rkd_angle_loss(so.embedding, to.embedding)}
+    return [Phase("rkd", loss)]
+
+
+RECIPE = Recipe("park2019relational", settings={"distance_weight": 25.0, "angle_weight": 50.0}, phases=phases)
