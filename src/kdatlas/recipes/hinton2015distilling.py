@@ -14,4 +14,4 @@ def phases(ctx, s):
 
 
 RECIPE = Recipe("hinton2015distilling", settings={"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9},
-                phases=phases)
+                tasks={"mnist1d": {}, "digits": {}, "cifar100": {}}, phases=phases)

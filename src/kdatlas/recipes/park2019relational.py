@@ -14,4 +14,5 @@ def phases(ctx, s):
     return [Phase("rkd", loss)]
 
 
-RECIPE = Recipe("park2019relational", settings={"distance_weight": 25.0, "angle_weight": 50.0}, phases=phases)
+RECIPE = Recipe("park2019relational", settings={"distance_weight": 25.0, "angle_weight": 50.0},
+                tasks={"mnist1d": {}, "digits": {}, "cifar100": {}}, phases=phases)

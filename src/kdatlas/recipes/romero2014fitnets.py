@@ -34,4 +34,5 @@ def phases(ctx, s):
 RECIPE = Recipe("romero2014fitnets",
                 settings={"guided_stage": 1, "hint_stage": 1, "hint_weight": 1.0, "hint_epochs_fraction": 0.2,
                           "hint_optimizer": "adamw", "hint_lr": 1e-3, "kd_weight": 4.0, "temperature": 3.0},
-                phases=phases)
+                # CIFAR ResNets return (stem, group 1, group 2, group 3): the paper guides the middle
+                tasks={"mnist1d": {}, "digits": {}, "cifar100": {"guided_stage": 2, "hint_stage": 2}}, phases=phases)

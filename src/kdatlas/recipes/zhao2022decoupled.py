@@ -20,4 +20,4 @@ def phases(ctx, s):
 
 RECIPE = Recipe("zhao2022decoupled",
                 settings={"tckd_weight": 1.0, "nckd_weight": 8.0, "temperature": 4.0, "warmup_fraction": 20 / 240},
-                phases=phases)
+                tasks={"mnist1d": {}, "digits": {}, "cifar100": {}}, phases=phases)
