@@ -88,10 +88,10 @@ def bench_methods(task_name: str) -> tuple[list[str], dict[str, str]]:
 _TASKS: dict = {}
 
 
-def _task(name: str, quick: bool, overrides: dict, device: str) -> Task:
-    k = json.dumps([name, quick, overrides, device], sort_keys=True)
+def _task(name: str, quick: bool, overrides: dict, device: str, holdout: bool = False) -> Task:
+    k = json.dumps([name, quick, overrides, device, holdout], sort_keys=True)
     if k not in _TASKS:  # data generated once per process
-        _TASKS[k] = get_task(name, quick=quick, **overrides)
+        _TASKS[k] = get_task(name, quick=quick, holdout=holdout, **overrides)
         _TASKS[k].device = torch.device(device)
     return _TASKS[k]
 
@@ -170,7 +170,7 @@ def _task_record(task: Task, seeds: list[int], device: str, threads: int) -> dic
 def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: list[int] | None = None,
               quick: bool = False, task_overrides: dict | None = None, settings: dict | None = None,
               results_dir: str | Path = "results/bench", runs_dir: str | Path = "results/runs",
-              device: str = "cpu", jobs: int = 1, threads: int = 1, progress: bool = True,
+              device: str = "cpu", jobs: int = 1, threads: int = 1, progress: bool = True, holdout: bool = False,
               on_run_done: Callable[[str, int, dict], None] | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the benchmark on one task; returns {name: summary} as written to disk.
@@ -178,7 +178,9 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
     ``methods``: paper ids (default: every recipe that runs on the task). ``settings``: {paper id:
     overrides}. ``jobs`` > 1 trains that many runs at once, one spawned process each with
     ``threads`` threads; the numbers do not depend on it. ``on_run_done(name, seed, record)`` is
-    called after each run in this process when ``jobs == 1`` (the tests use it to interrupt)."""
+    called after each run in this process when ``jobs == 1`` (the tests use it to interrupt).
+    ``holdout``: score on the task's held-out training samples instead of its test set (model
+    selection, ``benchmarks/select_weights.py``; a different task key, so never mixed with test runs)."""
     seeds = list(SEEDS if seeds is None else seeds)
     default, skipped = bench_methods(task)
     methods = default if methods is None else list(methods)
@@ -186,7 +188,7 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
         if pid in skipped:
             log(f"skip {pid}: {skipped[pid]}")
             methods.remove(pid)
-    task_args = (task, quick, dict(task_overrides or {}), device)
+    task_args = (task, quick, dict(task_overrides or {}), device, holdout)
     t = _task(*task_args)
     out_dir = Path(results_dir) / t.name
     names = ["teacher", "baseline", *methods]

@@ -461,25 +461,29 @@ def page_reproduced(bench: dict[str, dict], cat: Catalog, files: dict[str, Paper
 
 
 def _weight_selection_section(cat: Catalog) -> list[str]:
-    """The table of results/weight_selection.json (benchmarks/select_weights.py), if committed."""
+    """The tables of results/weight_selection.json (benchmarks/select_weights.py), if committed."""
     path = cat.root / "results" / "weight_selection.json"
     if not path.exists():
         return []
     sel = json.loads(path.read_text(encoding="utf-8"))
-    proto = sel.get("protocol", {})
     out = ["", "## Loss weights chosen on held-out data", "",
-           f"Produced by `python benchmarks/select_weights.py`: each candidate trained with the benchmark's budget "
-           f"(seeds {', '.join(map(str, proto.get('seeds', [])))}) and scored on {esc(proto.get('holdout', 'held-out data'))}; "
-           f"rule: {esc(proto.get('rule', ''))}. The test set plays no part.", "",
-           "| Method | Candidate | Held-out accuracy (%) | Student alone, held-out (%) | Chosen |", "|---|---|---|---|---|"]
-    for pid, entry in sel.get("methods", {}).items():
-        p = cat.papers.get(pid)
-        for c in entry.get("candidates", []):
-            setting = ", ".join(f"{k} = {v:g}" for k, v in c["settings"].items())
-            chosen = "yes" if c["settings"] == entry.get("chosen") else ""
-            name = f"[{esc(short_name(p))}]({_rel('', f'papers/{p.id}.md')})" if p else esc(pid)
-            out.append(f"| {name} | {setting} | {c['holdout_mean']:.2f} | "
-                       f"{c['student_alone_holdout_mean']:.2f} | {chosen} |")
+           "Produced by `python benchmarks/select_weights.py`: each candidate trained with the benchmark's budget "
+           "and scored on held-out training samples that no student sees. The test set plays no part.", ""]
+    for task, methods in sel.get("tasks", {}).items():
+        proto = sel.get("protocol", {}).get(task, {})
+        out += [f"### {esc(task)}", "",
+                f"Seeds {', '.join(map(str, proto.get('seeds', [])))}, scored on {esc(proto.get('holdout', 'held-out data'))}; "
+                f"rule: {esc(proto.get('rule', ''))}.", "",
+                "| Method | Candidate | Held-out mean | Student alone, held-out | Chosen |", "|---|---|---|---|---|"]
+        for pid, entry in methods.items():
+            p = cat.papers.get(pid)
+            for c in entry.get("candidates", []):
+                setting = ", ".join(f"{k} = {v:g}" for k, v in c["settings"].items())
+                chosen = "yes" if c["settings"] == entry.get("chosen") else ""
+                name = f"[{esc(short_name(p))}]({_rel('', f'papers/{p.id}.md')})" if p else esc(pid)
+                out.append(f"| {name} | {setting} | {c['holdout_mean']:.2f} | "
+                           f"{c['student_alone_holdout_mean']:.2f} | {chosen} |")
+        out.append("")
     return out
 
 
