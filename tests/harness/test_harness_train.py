@@ -126,7 +126,7 @@ def test_loss_module_parameters_join_the_optimizer(data):
     _, hist = fit(data, 0, loss_fn=reg, teacher=teacher)
     assert not torch.equal(reg.conv.weight, w0)
     assert set(hist.terms) == {"ce", "hint"} and len(hist.terms["hint"]) == 2
-    # params= restricts what moves (FitNets stage 1: lower stages only)
+    # params= restricts what moves (FitNets' hint phase: lower stages only)
     seed_everything(0)
     student = small()
     top0 = student.fc.weight.detach().clone()

@@ -103,7 +103,7 @@ Training (``kdatlas.harness.train``)
   and never given to the optimizer. If ``loss_fn`` is an ``nn.Module`` (a regressor, embedding heads,
   a memory bank), its parameters join the optimizer, it is moved to the device and kept in train
   mode; ``extra_modules`` adds further such modules. ``params`` overrides which parameters are
-  optimised (FitNets stage 1: the student's lower layers + the regressor). The learning rate follows a
+  optimised (FitNets' hint phase: the student's lower stages + the regressor). The learning rate follows a
   cosine schedule over all steps; ``optimizer`` is "sgd" (momentum, nesterov) or "adamw".
 
   ``cache_teacher=True`` (or passing ``teacher=TeacherCache``) computes the teacher's outputs once
