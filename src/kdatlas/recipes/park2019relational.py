@@ -15,4 +15,7 @@ def phases(ctx, s):
 
 
 RECIPE = Recipe("park2019relational", settings={"distance_weight": 25.0, "angle_weight": 50.0},
-                tasks={"mnist1d": {}, "digits": {}, "cifar100": {}}, phases=phases)
+                # digits: chosen on held-out images by benchmarks/select_weights.py (the published 25/50
+                # came out best on MNIST-1D and are kept there)
+                tasks={"mnist1d": {}, "digits": {"distance_weight": 5.0, "angle_weight": 10.0}, "cifar100": {}},
+                phases=phases)
