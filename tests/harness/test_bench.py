@@ -206,3 +206,39 @@ def test_every_recipe_loads_and_declares_its_shape():
     for pid, r in all_recipes().items():
         assert (r.phases is None) + (r.run is None) + (r.skip is None) == 2, pid
         assert (ROOT / "papers" / f"{pid}.yaml").exists(), f"recipe {pid} has no paper"
+
+
+# --------------------------------------------------------------------------- a new task family plugs in
+def _toy_task(c: dict, holdout: bool):
+    """A task with its own data, models and a lower-is-better metric: nothing in the loop changes."""
+    import torch
+    from torch import nn
+    from kdatlas.harness import Data, Metric, Task
+    from kdatlas.harness.data import _indexed
+
+    g = torch.Generator().manual_seed(c["data_seed"])
+    x = torch.randn(64, 1, 8, generator=g)
+    y = (x.mean(dim=(1, 2)) > 0).long()
+    data = Data(_indexed(x[:48], y[:48]), _indexed(x[48:], y[48:]), 2, (1, 8), "toy")
+
+    def error_rate(model, loader, device):
+        from kdatlas.harness import evaluate
+        return 100.0 - evaluate(model, loader, device)
+    from kdatlas.harness import ConvNet
+    return Task("toyerror", "a toy task scored by its error rate", data, data,
+                lambda: ConvNet(1, (8, 16), num_classes=2), lambda: ConvNet(1, (2, 4), num_classes=2), c,
+                metric=Metric("error rate", "%", False, error_rate))
+
+
+def test_a_registered_task_with_its_own_metric_runs_in_the_bench(tmp_path):
+    from kdatlas.harness import TASKS, register_task
+    if "toyerror" not in TASKS:
+        register_task("toyerror", {"data_seed": 0, "teacher_epochs": 1, "epochs": 1, "lr": 0.05,
+                                   "batch_size": 16, "optimizer": "sgd", "weight_decay": 0.0})(_toy_task)
+    # a recipe that declares no tasks (tasks=None) runs anywhere; the exemplars name theirs
+    assert "hinton2015distilling" in bench.bench_methods("toyerror")[1]
+    res = bench.run_bench("toyerror", methods=[], seeds=[0, 1], results_dir=tmp_path / "b",
+                          runs_dir=tmp_path / "r", progress=False, log=lambda m: None)
+    assert set(res) == {"task", "teacher", "baseline"}
+    assert res["task"]["metric"] == {"name": "error rate", "unit": "%", "higher_is_better": False}
+    assert res["baseline"]["metric"]["name"] == "error rate"
