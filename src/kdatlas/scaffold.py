@@ -1,6 +1,11 @@
-"""``kdatlas new ID``: scaffold the four files of a paper from the conventions.
+"""``kdatlas new ID``: scaffold a paper's files from the conventions.
 
-The scaffolded files are deliberately incomplete: the YAML fails validation and the test fails until
+papers/ID.yaml, implementations/ID.py (torch only), src/kdatlas/recipes/ID.py (how the harness runs
+it: the benchmark, benchmarks/*.py and the notebook read its settings), tests/implementations/test_ID.py
+(the shared silent-bug catchers of kdatlas.testing, plus the paper's claims) and the notebook pair.
+
+For a paper already in the catalog (papers/ID.yaml exists) the record is kept as it is and the other
+files are created. The scaffolded files are deliberately incomplete: the YAML fails validation and the test fails until
 the author writes the record, the implementation and the claims. Nothing is written if any of the
 files already exists or the id is malformed.
 """
@@ -76,16 +81,48 @@ from torch import Tensor
 __all__: list[str] = []
 '''
 
+RECIPE = '''\
+"""{title}: how the harness runs implementations/{id}.py.
+
+<Which outputs/layers feed the loss, and where each setting below comes from (the paper's section or
+table, or the authors' code). For a method that is not one student + a loss, replace phases= by
+run= (see kdatlas.recipes); for a paper with nothing to benchmark, use skip="<the reason>".>"""
+from kdatlas.implementations import {id} as impl
+from kdatlas.recipes import Phase, Recipe, ce
+
+
+def phases(ctx, s):
+    def loss(so, to, y, progress):
+        # so / to: the student's and the teacher's Outputs (logits, features, embedding, index)
+        raise NotImplementedError("return {{'ce': ce(so, y), '<term>': s['<weight>'] * impl.<loss>(...)}}")
+    return [Phase("{id}", loss)]
+
+
+RECIPE = Recipe("{id}", settings={{}}, phases=phases)
+'''
+
 TEST = '''\
-"""Claims of {id}: write one test per checkable claim of the paper (formula on a small case, limits,
-invariances), plus: the loss changes with the teacher, no gradient reaches the teacher, the teacher
-stays frozen."""
-import importlib
+"""Claims of {id}: one test per checkable claim of the paper (a formula on a small hand-checkable
+case, limits, invariances, the effect the paper claims where a toy shows it), plus the shared
+silent-bug catchers of kdatlas.testing."""
+import torch
+from torch import nn
+
+from kdatlas.implementations import {id} as impl
+from kdatlas.testing import Case, catchers, seeded
+
+# The catchers: write loss(student, teacher, x, y) with the paper's loss on small models. Set
+# zero_when_equal=True where the loss is zero with the student equal to the teacher, or give the
+# reason it is not; trains_teacher=True for methods that train their teacher or peers.
+test_catchers = catchers(Case(
+    loss=lambda s, t, x, y: impl.paper_loss(s(x), t(x)),  # rename to the file's loss function
+    student=lambda: nn.Linear(6, 5),
+    teacher=lambda seed: seeded(lambda: nn.Linear(6, 5), seed),
+    zero_when_equal=True))
 
 
-def test_implementation_has_public_api():
-    mod = importlib.import_module("kdatlas.implementations.{id}")
-    assert mod.__all__, "define the public functions in __all__ and test the paper's claims here"
+def test_formula_on_a_hand_checkable_case():
+    raise NotImplementedError("compute the paper's equation by hand on a tiny input and compare")
 '''
 
 NOTEBOOK = '''\
@@ -131,13 +168,20 @@ def repo_url(root: Path) -> str:
 def scaffold(root: Path, pid: str, title: str | None = None) -> list[str]:
     if not ID_RE.match(pid):
         raise ValueError(f"'{pid}' is not an id of the form surname + year + first title word, e.g. hinton2015distilling")
+    record = root / "papers" / f"{pid}.yaml"
+    if record.exists() and title is None:  # a catalogued paper: its record is kept, its title used
+        import yaml
+        title = (yaml.safe_load(record.read_text(encoding="utf-8")) or {}).get("title")
     title = title or "<Paper title>"
     targets = {
-        root / "papers" / f"{pid}.yaml": YAML.format(id=pid, title=title, today=dt.date.today().isoformat()),
+        record: YAML.format(id=pid, title=title, today=dt.date.today().isoformat()),
         root / "implementations" / f"{pid}.py": IMPL.format(id=pid, title=title),
+        root / "src" / "kdatlas" / "recipes" / f"{pid}.py": RECIPE.format(id=pid, title=title),
         root / "tests" / "implementations" / f"test_{pid}.py": TEST.format(id=pid),
         root / "notebooks" / f"{pid}.py": NOTEBOOK.format(title=title, repo_url=repo_url(root)),
     }
+    if record.exists():
+        del targets[record]
     ipynb = root / "notebooks" / f"{pid}.ipynb"
     existing = [p for p in [*targets, ipynb] if p.exists()]
     if existing:

@@ -13,6 +13,11 @@ from kdatlas.implementations.park2019relational import (
     rkd_angle_loss,
     rkd_distance_loss,
 )
+from kdatlas.testing import Case, catchers, seeded
+
+# The silent-bug catchers (kdatlas.testing) on both terms: 4-d student, 8-d teacher embeddings.
+test_catchers = catchers(Case(loss=lambda s, t, x, y: RKDLoss()(s(x), t(x)), student=lambda: nn.Linear(6, 4),
+                              teacher=lambda seed: seeded(lambda: nn.Linear(6, 8), seed), zero_when_equal=True))
 
 
 def _huber(x, y):
@@ -115,18 +120,6 @@ def test_identical_points_give_no_nan():
     assert torch.isfinite(loss2) and torch.isfinite(same.grad).all()
 
 
-def test_loss_changes_with_the_teacher_and_no_gradient_reaches_it():
-    torch.manual_seed(5)
-    s = torch.randn(8, 4, requires_grad=True)
-    t = torch.randn(8, 6, requires_grad=True)
-    d, a = rkd_distance_loss(s, t), rkd_angle_loss(s, t)
-    t_other = torch.randn(8, 6)
-    assert not torch.isclose(d, rkd_distance_loss(s, t_other))
-    assert not torch.isclose(a, rkd_angle_loss(s, t_other))
-    (d + a).backward()
-    assert t.grad is None and s.grad is not None
-
-
 def test_pinned_reduction_mean_over_distinct_tuples_vs_the_authors_full_average():
     # The authors' code averages Huber over all B^2 (B^3) entries, degenerate tuples included, and
     # takes mu over the non-zero distances; the paper sums over tuples of distinct examples. This
@@ -168,12 +161,11 @@ def test_bad_shapes_are_rejected():
         rkd_angle_loss(torch.randn(2, 3), torch.randn(2, 3))
 
 
-def test_training_transfers_the_structure_and_leaves_the_teacher_frozen():
+def test_training_transfers_the_structure():
     torch.manual_seed(8)
     teacher = nn.Sequential(nn.Linear(5, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8))
     student = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 3))
     teacher.eval().requires_grad_(False)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
     x = torch.randn(16, 5)
     crit = RKDLoss()
     opt = torch.optim.Adam(student.parameters(), lr=1e-2)
@@ -187,6 +179,3 @@ def test_training_transfers_the_structure_and_leaves_the_teacher_frozen():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    assert not any(m.training for m in teacher.modules())
-    assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())

@@ -15,6 +15,28 @@ from kdatlas.implementations.romero2014fitnets import (
     kd_stage_step,
     regressor_kernel_size,
 )
+from kdatlas.testing import Case, catchers, seeded
+
+
+def _hint_teacher(seed):
+    return seeded(lambda: nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)), seed)
+
+
+_X = lambda: torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # noqa: E731
+
+# The silent-bug catchers (kdatlas.testing). The hint loss: the student's guided layer through the
+# regressor (both learned) against the teacher's hint layer.
+test_catchers_hint = catchers(Case(
+    loss=lambda s, t, x, y: hint_loss(s(x), t(x)),
+    student=lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
+                                  ConvRegressor(2, 8, (8, 8), (4, 4), nonlinearity=nn.ReLU())),
+    teacher=_hint_teacher, x=_X,
+    zero_when_equal="the student is a guided layer + regressor, not a copy of the teacher (the zero case "
+                    "with a matching regressor is tested in this file)"))
+test_catchers_kd = catchers(Case(
+    loss=lambda s, t, x, y: fitnets_kd_loss(s(x), t(x), y), student=lambda: nn.Linear(6, 5),
+    teacher=lambda seed: seeded(lambda: nn.Linear(6, 5), seed),
+    zero_when_equal="Eq. 2 is a cross-entropy: with P_S = P_T its soft term is the entropy of P_T"))
 
 
 def test_kernel_size_maps_the_guided_size_to_the_hint_size():
@@ -67,16 +89,6 @@ def test_hint_loss_zero_when_regressor_matches_and_shape_checked():
         hint_loss(torch.randn(2, 4, 3, 3), torch.randn(2, 5, 3, 3))
 
 
-def test_hint_loss_changes_with_the_teacher_and_no_gradient_reaches_it():
-    torch.manual_seed(1)
-    r = torch.randn(2, 4, 3, 3, requires_grad=True)
-    h = torch.randn(2, 4, 3, 3, requires_grad=True)
-    loss = hint_loss(r, h)
-    assert not torch.isclose(loss, hint_loss(r, torch.randn(2, 4, 3, 3)))
-    loss.backward()
-    assert h.grad is None and r.grad is not None
-
-
 def test_stage2_kd_loss_is_eq2_cross_entropies_without_T_squared():
     z = torch.tensor([[1.0, 0.0, -1.0]])
     v = torch.tensor([[0.0, 3.0, 0.0]])
@@ -113,7 +125,7 @@ def _nets():
 
 def test_stage1_trains_only_the_guided_part_and_regressor_and_lowers_the_hint_loss():
     teacher, teacher_hint, student, student_guided, student_head, regressor = _nets()
-    teacher.requires_grad_(False)
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())  # handed over unfrozen
     t_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     head_before = {k: v.clone() for k, v in student_head.state_dict().items()}
     g_before = student_guided[0].weight.detach().clone()
@@ -122,6 +134,7 @@ def test_stage1_trains_only_the_guided_part_and_regressor_and_lowers_the_hint_lo
     losses = [hint_stage_step(student_guided, regressor, teacher_hint, x, opt).item() for _ in range(20)]
     assert losses[-1] < 0.5 * losses[0]
     assert not any(m.training for m in teacher_hint.modules())
+    assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(t_before[k], v) for k, v in teacher.state_dict().items())  # incl. BN stats
     assert all(torch.equal(head_before[k], v) for k, v in student_head.state_dict().items())
     assert not torch.equal(g_before, student_guided[0].weight)
@@ -129,7 +142,7 @@ def test_stage1_trains_only_the_guided_part_and_regressor_and_lowers_the_hint_lo
 
 def test_stage2_starts_from_stage1_weights_trains_the_whole_student_and_leaves_the_teacher():
     teacher, teacher_hint, student, student_guided, student_head, regressor = _nets()
-    teacher.requires_grad_(False)
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())  # handed over unfrozen
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
     opt1 = torch.optim.SGD([*student_guided.parameters(), *regressor.parameters()], lr=1e-2)
     hint_stage_step(student_guided, regressor, teacher_hint, x, opt1)
@@ -146,4 +159,4 @@ def test_stage2_starts_from_stage1_weights_trains_the_whole_student_and_leaves_t
     assert all(torch.equal(r_before[k], v) for k, v in regressor.state_dict().items())
     assert not any(m.training for m in teacher.modules())
     assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(t_before[k], v) for k, v in teacher.state_dict().items())
+    assert all(torch.equal(t_before[k], v) for k, v in teacher.state_dict().items())  # incl. BN stats

@@ -7,6 +7,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdatlas.implementations.tian2019contrastive import CRDLoss, crd_critic_loss, update_bank
+from kdatlas.testing import Case, catchers, seeded
+
+
+class _StudentWithCritic(nn.Module):
+    """The student network plus CRDLoss (its heads g^S, g^T and banks train with the student)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+        self.crd = CRDLoss(4, 12, num_data=16, feat_dim=8, num_negatives=6)
+
+
+# The silent-bug catchers (kdatlas.testing): the teacher network's features enter only through the
+# critic; gradient must reach the student and its heads, never the teacher network.
+test_catchers = catchers(Case(
+    loss=lambda s, t, x, y: s.crd(s.net(x), t(x), torch.arange(8)),
+    student=_StudentWithCritic,
+    teacher=lambda seed: seeded(lambda: nn.Sequential(nn.Linear(6, 12), nn.ReLU()), seed),
+    zero_when_equal="a contrastive bound: with equal embeddings it is still the NCE loss of the negatives"))
 
 
 def _identity_heads(crd):
@@ -157,14 +176,6 @@ def test_no_gradient_into_the_bank_or_the_teacher_and_the_teacher_head_is_traine
     assert crd.embed_student.weight.grad.abs().sum() > 0
 
 
-def test_loss_changes_when_the_teacher_changes():
-    torch.manual_seed(4)
-    s, t, idx = torch.randn(4, 5), torch.randn(4, 9), torch.tensor([0, 1, 2, 3])
-    a = CRDLoss(5, 9, num_data=30, feat_dim=4, num_negatives=7)(s, t, idx)
-    b = CRDLoss(5, 9, num_data=30, feat_dim=4, num_negatives=7)(s, torch.randn(4, 9), idx)
-    assert not torch.isclose(a, b)
-
-
 def test_negative_sampling_is_seeded_deterministic_and_skips_the_anchor():
     idx = torch.tensor([0, 5, 9])
     a = CRDLoss(3, 3, num_data=10, feat_dim=2, num_negatives=500, seed=7)
@@ -186,12 +197,10 @@ def test_negative_sampling_is_seeded_deterministic_and_skips_the_anchor():
     assert torch.equal(first, b2(s, t, idx))
 
 
-def test_a_training_step_moves_the_student_and_heads_and_leaves_the_teacher_frozen():
+def test_a_training_step_moves_the_student_and_both_heads():
     torch.manual_seed(5)
-    teacher = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.ReLU())
+    teacher = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.ReLU()).eval()
     student = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
-    teacher.eval().requires_grad_(False)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
     crd = CRDLoss(4, 12, num_data=40, feat_dim=8, num_negatives=16)
     opt = torch.optim.SGD([*student.parameters(), *crd.parameters()], lr=0.1)
     x, idx = torch.randn(8, 6), torch.arange(8)
@@ -203,9 +212,6 @@ def test_a_training_step_moves_the_student_and_heads_and_leaves_the_teacher_froz
     loss.backward()
     opt.step()
     assert not torch.equal(w_s, student[0].weight) and not torch.equal(w_t, crd.embed_teacher.weight)
-    assert not any(m.training for m in teacher.modules())
-    assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
 
 
 def test_constructor_checks_and_default_hyperparameters_of_the_authors_code():

@@ -6,6 +6,16 @@ import torch
 from torch import nn
 
 from kdatlas.implementations.zagoruyko2016paying import at_loss, attention_map
+from kdatlas.testing import Case, catchers, seeded
+
+# The silent-bug catchers (kdatlas.testing): conv feature maps of a 4-channel student and a
+# 16-channel teacher (AT compares maps summed over channels, so the widths may differ).
+test_catchers = catchers(Case(
+    loss=lambda s, t, x, y: at_loss(s(x), t(x)),
+    student=lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()),
+    teacher=lambda seed: seeded(lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU()), seed),
+    x=lambda: torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(0)),
+    zero_when_equal=True))
 
 
 def test_attention_map_by_hand():
@@ -84,32 +94,3 @@ def test_zero_for_identical_maps():
 def test_spatial_sizes_must_match():
     with pytest.raises(ValueError, match="spatial"):
         at_loss(torch.randn(2, 4, 8, 8), torch.randn(2, 4, 4, 4))
-
-
-def test_loss_changes_with_the_teacher_and_no_gradient_reaches_it():
-    torch.manual_seed(6)
-    s = torch.randn(2, 4, 5, 5, requires_grad=True)
-    t = torch.randn(2, 8, 5, 5, requires_grad=True)
-    loss = at_loss(s, t)
-    assert not torch.isclose(loss, at_loss(s, torch.randn(2, 8, 5, 5)))
-    loss.backward()
-    assert t.grad is None and s.grad is not None and s.grad.abs().sum() > 0
-
-
-def test_teacher_network_stays_frozen_in_eval_during_a_student_step():
-    torch.manual_seed(7)
-    teacher = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
-    student = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
-    teacher.eval().requires_grad_(False)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    opt = torch.optim.SGD(student.parameters(), lr=1.0)
-    x = torch.randn(4, 3, 8, 8)
-    w0 = student[0].weight.detach().clone()
-    loss = 500.0 * at_loss(student(x), teacher(x))
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    assert not teacher.training
-    assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
-    assert not torch.equal(w0, student[0].weight)

@@ -6,6 +6,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdatlas.implementations.zhao2022decoupled import dkd_loss, dkd_terms, warmup_factor
+from kdatlas.testing import Case, catchers, seeded
+
+
+def _teacher(seed):
+    return seeded(lambda: nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 5)), seed)
+
+
+def _terms(s, t, x, y):
+    tckd, nckd = dkd_terms(s(x), t(x), y)
+    return {"tckd": tckd.mean(), "nckd": nckd.mean()}
+
+
+# The silent-bug catchers (kdatlas.testing), on each term and on the weighted loss.
+test_catchers_terms = catchers(Case(loss=_terms, student=lambda: nn.Linear(6, 5), teacher=_teacher,
+                                    zero_when_equal=True))
+test_catchers_loss = catchers(Case(loss=lambda s, t, x, y: dkd_loss(s(x), t(x), y), student=lambda: nn.Linear(6, 5),
+                                   teacher=_teacher, zero_when_equal=True))
 
 
 def _kd_per_sample(z, v, t):
@@ -121,36 +138,6 @@ def test_weights_select_the_terms_and_T_squared_scaling():
     b_s = torch.softmax(z / 2, 1)[torch.arange(8), y]
     raw = b_t * torch.log(b_t / b_s) + (1 - b_t) * torch.log((1 - b_t) / (1 - b_s))
     assert torch.allclose(tckd, 4 * raw, atol=1e-5)
-
-
-def test_loss_changes_with_the_teacher_and_no_gradient_reaches_it():
-    torch.manual_seed(6)
-    z = torch.randn(8, 10, requires_grad=True)
-    v = torch.randn(8, 10, requires_grad=True)
-    y = torch.randint(0, 10, (8,))
-    loss = dkd_loss(z, v, y)
-    assert not torch.isclose(loss, dkd_loss(z, v + torch.randn(8, 10), y))
-    loss.backward()
-    assert v.grad is None and z.grad.abs().sum() > 0
-
-
-def test_teacher_network_stays_frozen_in_eval_during_a_student_step():
-    torch.manual_seed(7)
-    teacher = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 5))
-    student = nn.Linear(6, 5)
-    teacher.eval().requires_grad_(False)
-    before = {k: t.clone() for k, t in teacher.state_dict().items()}
-    opt = torch.optim.SGD(student.parameters(), lr=0.5)
-    x, y = torch.randn(10, 6), torch.randint(0, 5, (10,))
-    w0 = student.weight.detach().clone()
-    loss = F.cross_entropy(student(x), y) + dkd_loss(student(x), teacher(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    assert not teacher.training
-    assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(before[k], t) for k, t in teacher.state_dict().items())
-    assert not torch.equal(w0, student.weight)
 
 
 def test_warmup_factor_ramps_linearly_to_one():
