@@ -160,3 +160,26 @@ def test_stage2_starts_from_stage1_weights_trains_the_whole_student_and_leaves_t
     assert not any(m.training for m in teacher.modules())
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(t_before[k], v) for k, v in teacher.state_dict().items())  # incl. BN stats
+
+
+class _RecordsGradMode(nn.Module):
+    """Wraps a teacher part and records whether autograd was on when it ran."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner, self.grad_enabled = inner, []
+
+    def forward(self, x):
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.inner(x)
+
+
+def test_both_steps_run_the_teacher_without_building_a_graph():
+    """Algorithm 1 never updates the teacher: its forward runs under no_grad (no activations kept)."""
+    teacher, teacher_hint, student, student_guided, student_head, regressor = _nets()
+    hint, full = _RecordsGradMode(teacher_hint), _RecordsGradMode(teacher)
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))
+    hint_stage_step(student_guided, regressor, hint, x,
+                    torch.optim.SGD([*student_guided.parameters(), *regressor.parameters()], lr=1e-2))
+    kd_stage_step(student, full, x, y, torch.optim.SGD(student.parameters(), lr=1e-2))
+    assert hint.grad_enabled == [False] and full.grad_enabled == [False]

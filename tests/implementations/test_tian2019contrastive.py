@@ -221,3 +221,10 @@ def test_constructor_checks_and_default_hyperparameters_of_the_authors_code():
     assert (crd.num_negatives, crd.temperature, crd.momentum, crd.embed_student.out_features) == (16384, 0.07, 0.5, 128)
     assert crd.symmetric and crd.estimate_z and crd.positive_from_bank
     assert torch.allclose(crd.bank_teacher.norm(dim=1), torch.ones(100))
+
+
+def test_update_bank_records_no_graph_even_from_an_embedding_that_requires_grad():
+    bank = F.normalize(torch.randn(5, 3), dim=1)
+    emb = torch.randn(2, 3, requires_grad=True)
+    out = update_bank(bank, torch.tensor([0, 3]), emb, momentum=0.5)
+    assert not out.requires_grad and out.grad_fn is None  # the bank is a buffer, never part of a graph
