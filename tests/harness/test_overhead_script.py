@@ -1,12 +1,20 @@
-"""benchmarks/overhead.py runs end to end on toy sizes and reports every implemented method."""
+"""benchmarks/overhead.py: runs end to end on toy sizes, measures every recipe that trains in phases,
+and the committed results/overhead.json is up to date with the recipes."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import random
 from pathlib import Path
 
-from kdatlas import bench
+import pytest
+import torch
+
+from kdatlas.recipes import all_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULT = ROOT / "results" / "overhead.json"
 
 
 def _load():
@@ -16,19 +24,99 @@ def _load():
     return mod
 
 
-def test_overhead_measures_floor_and_every_method():
-    ov = _load()
-    steps = ov.measure_steps(batch=4, size=8, reps=1, student_name="resnet20", teacher_name="resnet20",
-                             num_classes=10, n_data=64, loss_reps=1, log=lambda m: None)
-    names = [r["name"] for r in steps["rows"]]
-    assert names[:2] == ["student alone", "floor"]
-    measured = {r["method"] for r in steps["rows"] if r["method"]}
-    implemented = {pid for pid in bench.METHOD_IDS if (ROOT / "implementations" / f"{pid}.py").exists()}
-    assert measured == implemented and set(steps["skipped"]) == set(bench.METHOD_IDS) - implemented
-    floor = next(r for r in steps["rows"] if r["name"] == "floor")
-    assert floor["ratio_to_floor"] == 1.0 and all(r["step_min_s"] > 0 for r in steps["rows"])
-    assert all(r["loss_s"] > 0 and r["ratio_to_floor"] > 1 for r in steps["rows"] if r["method"])
-    epochs = ov.measure_epochs(reps=1, n_train=64, log=lambda m: None)
-    assert set(epochs["epoch_s"]) == {"student alone", "live teacher", "cached teacher"}
-    assert epochs["ratio_to_student_alone"]["student alone"] == 1.0
-    assert "step" in ov._table(steps, epochs)
+def _phase_recipes() -> dict:
+    return {pid: r for pid, r in all_recipes().items() if r.phases is not None}
+
+
+def _check_rows(rows: list[dict]) -> None:
+    for r in rows:
+        assert r["pairs"] >= 1 and r["floor_median_s"] > 0 and r["step_median_s"] > 0
+        assert r["ci_low"] <= r["median_ratio"] <= r["ci_high"], r["name"]
+        assert math.isclose(r["ci_half_width"], (r["ci_high"] - r["ci_low"]) / 2, abs_tol=1e-3)
+        assert 0 < r["ci_coverage"] <= 1
+        q = r["ratio_quartiles"]
+        assert q == sorted(q) and q[0] <= r["ci_low"] and r["ci_high"] <= q[-1]
+        if r["kind"] == "method":
+            assert r["target_met"] == (r["ci_high"] <= 1.10)
+            assert r["verdict"] in {"met", "not met", "undecided"}
+
+
+@pytest.fixture(scope="module")
+def ov():
+    return _load()
+
+
+def test_median_ci_is_distribution_free_order_statistics(ov):
+    ci = ov.median_ci([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])  # n = 6: min..max, coverage 1 - 2/64
+    assert (ci["low"], ci["median"], ci["high"]) == (1.0, 3.5, 6.0)
+    assert math.isclose(ci["coverage"], 1 - 2 / 64)
+    values = list(range(1, 101))  # n = 100: ranks 40 and 61 (coverage 0.965)
+    ci = ov.median_ci(values)
+    assert (ci["low"], ci["high"]) == (40, 61) and 0.95 <= ci["coverage"] < 0.97
+    # empirical coverage on a skewed distribution
+    rng = random.Random(0)
+    inside = 0
+    for _ in range(400):
+        ci = ov.median_ci([rng.expovariate(1.0) for _ in range(31)])
+        inside += ci["low"] <= math.log(2) <= ci["high"]
+    assert inside / 400 >= 0.93  # nominal >= 0.95; 400 draws leave about one point of noise
+    assert ov.verdict({"low": 1.0, "high": 1.09}) == "met"
+    assert ov.verdict({"low": 1.11, "high": 1.2}) == "not met"
+    assert ov.verdict({"low": 1.05, "high": 1.12}) == "undecided"
+
+
+def test_overhead_measures_every_phases_recipe_on_toy_sizes(ov):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        steps = ov.measure_steps(batch=4, size=8, student_name="resnet20", teacher_name="resnet20", num_classes=10,
+                                 n_data=64, imagenet_n=256, overrides={"tian2019contrastive": {"num_negatives": 32}},
+                                 warmup=1, min_pairs=6, max_pairs=6, reference_pairs=6, profile=False,
+                                 log=lambda m: None)
+        epochs = ov.measure_epochs(reps=1, n_train=128, log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    rows = steps["rows"]
+    measured = {r["method"] for r in rows if r["kind"] == "method"}
+    assert measured == set(_phase_recipes())
+    assert set(steps["skipped"]) == set(all_recipes()) - set(_phase_recipes())
+    assert all(isinstance(why, str) and why for why in steps["skipped"].values())
+    # one row per phase (FitNets: hint and kd), the shares of a recipe add up to 1
+    for pid in measured:
+        shares = [r["epochs_share"] for r in rows if r.get("method") == pid and r["bank_size"] == 64]
+        assert math.isclose(sum(shares), 1.0, abs_tol=0.01), pid
+    assert [r["phase"] for r in rows if r.get("method") == "romero2014fitnets"] == ["hint", "kd"]
+    crd = [r for r in rows if r.get("method") == "tian2019contrastive"]
+    assert sorted(r["bank_size"] for r in crd) == [64, 256]
+    assert rows[0]["name"] == "student alone" and rows[0]["kind"] == "reference"
+    assert all(r["pairs"] == 6 and r["stopped_by"] in {"precision", "max_pairs"} for r in rows)
+    assert steps["floor_median_s"] > 0
+    _check_rows(rows)
+    assert set(epochs["epoch_median_s"]) == {"student alone", "live teacher", "cached teacher"}
+    assert epochs["ratio_to_student_alone"]["student alone"]["median"] == 1.0
+    assert all(v > 0 for v in epochs["epoch_median_s"].values()) and epochs["cache_build_median_s"] > 0
+    table = ov._table(steps, epochs)
+    assert "95% CI" in table and "romero2014fitnets [hint]" in table and "cached teacher" in table
+
+
+def test_committed_result_lists_every_recipe():
+    """Adding a method (or a phase) without rerunning benchmarks/overhead.py fails here."""
+    data = json.loads(RESULT.read_text(encoding="utf-8"))
+    steps = data["step"]
+    rows = steps["rows"]
+    assert steps["setup"]["batch"] == 128 and steps["setup"]["student"] == "resnet8x4"
+    assert steps["setup"]["teacher"] == "resnet32x4" and not data["environment"]["quick"]
+    methods = {r["method"] for r in rows if r["kind"] == "method"}
+    assert methods == set(_phase_recipes())
+    assert set(steps["skipped"]) == set(all_recipes()) - set(_phase_recipes())
+    for pid in _phase_recipes():  # at CIFAR size, one row per phase, the phases' shares adding up to 1
+        cifar = [r for r in rows if r.get("method") == pid and r["bank_size"] == 50_000]
+        assert cifar and len({r["phase"] for r in cifar}) == len(cifar), pid
+        assert math.isclose(sum(r["epochs_share"] for r in cifar), 1.0, abs_tol=0.01), pid
+    imagenet = [r for r in rows if r.get("method") == "tian2019contrastive" and r["bank_size"] == 1_281_167]
+    assert len(imagenet) == 1
+    r = imagenet[0]
+    assert r["settings"]["num_negatives"] == 16384 and r["median_ratio"] > 0
+    assert isinstance(r["target_met"], bool) and (r["target_met"] or "profile" in r)
+    _check_rows(rows)
+    assert set(data["epoch"]["ratio_to_student_alone"]) == {"student alone", "live teacher", "cached teacher"}
