@@ -49,10 +49,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("romero2014fitnets", "detach", "line 118: loss.detach()"):
         "the step's return value: detaching it only releases the graph after the update; the value, "
         "the gradients and the update are the same",
+    ("tian2019contrastive", "detach", "line 89: embedding.detach()"):
+        "update_bank runs under its @torch.no_grad() decorator: the detach is a second guard "
+        "(test_update_bank_records_no_graph_even_from_an_embedding_that_requires_grad pins the effect)",
     ("tian2019contrastive", "detach", "line 162: s.detach()"):
-        "update_bank detaches the embedding itself (line 89, whose mutant is killed): a second detach",
+        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
     ("tian2019contrastive", "detach", "line 162: t.detach()"):
-        "update_bank detaches the embedding itself (line 89, whose mutant is killed): a second detach",
+        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
 }
 
 
