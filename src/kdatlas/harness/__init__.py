@@ -143,6 +143,7 @@ from .models import (
 )
 from .loop import Progress, loop
 from .tasks import ACCURACY, TASKS, Metric, Task, get_task, register_task
+from .report import Comparison, Run, Table, compare, n_params, plot_curves, setup, table, watch
 from .train import (
     History,
     Outputs,
@@ -166,4 +167,5 @@ __all__ = [
     "History", "Outputs", "TeacherCache", "cleanup_distributed", "default_device", "evaluate",
     "load_checkpoint", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
     "train", "Progress", "loop", "ACCURACY", "TASKS", "Metric", "Task", "get_task", "register_task",
+    "Comparison", "Run", "Table", "compare", "n_params", "plot_curves", "setup", "table", "watch",
 ]

@@ -1,0 +1,259 @@
+r"""Small helpers the notebooks share, so that their set-up is a few lines and the rest is the paper.
+
+    QUICK = setup()                                    # KDATLAS_QUICK=1 (CI): a CI-sized budget
+    task = get_task("mnist1d", quick=QUICK)
+    teacher, teacher_score = task.teacher(seed=0)      # trained once, then read from the disk cache
+    res = compare(task, teacher, "hinton2015distilling", seeds=(1, 2, 3), teacher_score=teacher_score)
+    plot_curves(res)                                   # the task's metric per epoch, one line per method
+    table(res)                                         # mean +- std per method, parameter counts
+
+``compare`` trains the student alone (:data:`kdatlas.recipes.BASELINE`) and each method with its
+recipe's settings on ``task`` (``run_recipe``, tracking the metric every epoch), on the same seeds:
+a seed fixes the student's initial weights and its batch order, so the rows differ only by the
+method. ``watch(recipe)`` keeps what a run's phases own (regressors, embedding heads, memory banks)
+for the plots that look inside a method; it can also call a function after every loss evaluation.
+Nothing here holds a method setting: those live in ``kdatlas.recipes.<paper id>``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from torch import nn
+
+from .loop import History
+from .tasks import Task
+
+__all__ = ["setup", "n_params", "Run", "Comparison", "compare", "watch", "plot_curves", "table", "Table",
+           "BASELINE_LABEL"]
+
+BASELINE_LABEL = "student alone"
+
+
+def setup(quick: bool | None = None) -> bool:
+    """Whether to run quick: ``quick`` if given, else ``KDATLAS_QUICK=1`` in the environment (CI)."""
+    if quick is not None:
+        return bool(quick)
+    return os.environ.get("KDATLAS_QUICK", "").strip().lower() in ("1", "true", "yes")
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass
+class Run:
+    """One trained student: its label, seed, model, History (metric per epoch) and final score."""
+
+    label: str
+    seed: int
+    model: nn.Module
+    history: History
+    score: float
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns: the runs of each label (the student alone first), by seed."""
+
+    task: Task
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    teacher: nn.Module | None = None
+    teacher_score: float | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.runs)
+
+    def scores(self, label: str) -> list[float]:
+        return [r.score for r in self.runs[label]]
+
+    def histories(self, label: str) -> list[History]:
+        return [r.history for r in self.runs[label]]
+
+    def model(self, label: str, seed: int | None = None) -> nn.Module:
+        """The student of ``label`` trained from ``seed`` (default: the first seed)."""
+        for r in self.runs[label]:
+            if seed is None or r.seed == seed:
+                return r.model
+        raise KeyError(f"no run of {label!r} with seed {seed}")
+
+    def summary(self, label: str) -> tuple[float, float]:
+        """(mean, sample std) of the final scores of ``label`` (std 0 for one seed)."""
+        s = self.scores(label)
+        return statistics.fmean(s), (statistics.stdev(s) if len(s) > 1 else 0.0)
+
+
+def _as_methods(methods) -> dict:
+    """``"id"`` / Recipe / a list of them / a ``{label: id or Recipe}`` dict -> ``{label: Recipe}``."""
+    from ..recipes import Recipe, get_recipe
+
+    if isinstance(methods, (str, Recipe)):
+        methods = [methods]
+    if not isinstance(methods, Mapping):
+        methods = {(m if isinstance(m, str) else m.paper_id): m for m in methods}
+    return {label: (get_recipe(m) if isinstance(m, str) else m) for label, m in methods.items()}
+
+
+def compare(task: Task, teacher: nn.Module | None, methods, seeds: Iterable[int] = (1,), *,
+            baseline: bool = True, teacher_score: float | None = None, progress: bool = False) -> Comparison:
+    """Train the student alone (if ``baseline``) and every method on ``task``, once per seed.
+
+    ``methods``: a recipe id, a :class:`~kdatlas.recipes.Recipe`, a list of them, or a dict
+    ``{label: id or Recipe}`` (labels for the plots and tables; ids label themselves). Each run goes
+    through ``run_recipe(recipe, task, teacher, seed, track=True)``: the recipe's own settings on
+    this task, the metric on the test set after every epoch."""
+    from ..recipes import BASELINE, run_recipe
+
+    todo = ({BASELINE_LABEL: BASELINE} if baseline else {}) | _as_methods(methods)
+    out = Comparison(task, teacher=teacher, teacher_score=teacher_score)
+    for label, recipe in todo.items():
+        for seed in seeds:
+            model, hist = run_recipe(recipe, task, teacher if recipe.needs_teacher else None, seed,
+                                     track=True, progress=progress)
+            score = hist.test_acc[-1] if hist.test_acc else task.score(model)
+            out.runs.setdefault(label, []).append(Run(label, seed, model, hist, score))
+    return out
+
+
+def watch(recipe, on_loss: Callable | None = None):
+    """A copy of ``recipe`` that keeps, per seed, the phases its runs built, and optionally calls
+    ``on_loss(ctx, phase, terms, student_out, teacher_out, targets, progress)`` after every loss
+    evaluation (``terms``: the loss's dict). Returns ``(recipe_copy, kept)``: ``kept[seed]`` is the
+    list of :class:`~kdatlas.recipes.Phase` of the run from ``seed`` (``phase.modules``: the
+    regressor, heads or banks it trained). Only recipes that train in phases can be watched."""
+    from ..recipes import get_recipe
+
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if recipe.phases is None:
+        raise ValueError(f"{recipe.paper_id}: only recipes with phases= can be watched")
+    kept: dict[int, list] = {}
+
+    def phases(ctx, s):
+        built = recipe.phases(ctx, s)
+        if on_loss is not None:
+            built = [_tapped(ctx, ph, on_loss) for ph in built]
+        kept[ctx.seed] = built
+        return built
+
+    return dataclasses.replace(recipe, phases=phases), kept
+
+
+def _tapped(ctx, phase, on_loss):
+    if phase.loss is None:
+        return phase
+
+    def loss(so, to, y, progress):
+        terms = phase.loss(so, to, y, progress)
+        on_loss(ctx, phase, terms, so, to, y, progress)
+        return terms
+    return dataclasses.replace(phase, loss=loss)
+
+
+def _groups(histories) -> dict[str, list[History]]:
+    if isinstance(histories, Comparison):
+        return {label: histories.histories(label) for label in histories.labels}
+    if isinstance(histories, History):
+        return {"": [histories]}
+    return {label: ([h] if isinstance(h, History) else list(h)) for label, h in histories.items()}
+
+
+def plot_curves(histories, task: Task | None = None, *, teacher_score: float | None = None, ax=None,
+                title: str | None = None):
+    """The test metric per epoch: one line per label (the mean over seeds, a band from the lowest
+    to the highest seed), a dotted line at the teacher's score, a thin vertical line where a
+    multi-phase run changes phase. ``histories``: a :class:`Comparison` (its task and teacher
+    score are used) or ``{label: History or [History, ...]}`` with ``task`` for the axis label.
+    Returns the matplotlib axes."""
+    import matplotlib.pyplot as plt
+
+    if isinstance(histories, Comparison):
+        task = task or histories.task
+        teacher_score = histories.teacher_score if teacher_score is None else teacher_score
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    for label, hs in _groups(histories).items():
+        curves = [h.test_acc for h in hs if h.test_acc]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        epochs = range(1, n + 1)
+        mean = [statistics.fmean(c[i] for c in curves) for i in range(n)]
+        suffix = f" ({len(curves)} seeds)" if len(curves) > 1 else ""
+        line, = ax.plot(epochs, mean, label=f"{label}{suffix}" if label else None)
+        if len(curves) > 1:
+            ax.fill_between(epochs, [min(c[i] for c in curves) for i in range(n)],
+                            [max(c[i] for c in curves) for i in range(n)], color=line.get_color(), alpha=0.15)
+        done = 0
+        for _, k in hs[0].phases[:-1]:
+            done += k
+            ax.axvline(done + 0.5, color=line.get_color(), lw=0.8, ls="--")
+    if teacher_score is not None:
+        ax.axhline(teacher_score, color="gray", ls=":", label="teacher")
+    metric = task.metric if task is not None else None
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"test {metric.name} ({metric.unit})" if metric is not None else "test metric")
+    if title:
+        ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+@dataclass
+class Table:
+    """A small table that prints as markdown and shows as HTML in Jupyter."""
+
+    header: list[str]
+    rows: list[list[str]]
+    align: list[str]   # "l" or "r" per column
+
+    def markdown(self) -> str:
+        sep = ["---:" if a == "r" else "---" for a in self.align]
+        return "\n".join("| " + " | ".join(r) + " |" for r in [self.header, sep, *self.rows])
+
+    __str__ = markdown
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def _repr_html_(self) -> str:
+        def row(cells, tag):
+            return "<tr>" + "".join(f'<{tag} style="text-align:{"right" if a == "r" else "left"}">'
+                                    f"{html.escape(c)}</{tag}>" for c, a in zip(cells, self.align)) + "</tr>"
+        return ("<table><thead>" + row(self.header, "th") + "</thead><tbody>"
+                + "".join(row(r, "td") for r in self.rows) + "</tbody></table>")
+
+
+def table(results: Comparison, extra: Mapping[str, Mapping[str, object]] | None = None, digits: int = 1) -> Table:
+    """Mean +- std over seeds of each label's final score, its parameter count and the per-seed
+    scores, with a teacher row when the teacher is known. ``extra``: further columns,
+    ``{column: {label or "teacher": value}}`` (a missing value shows as "-")."""
+    metric = results.task.metric
+    extra = dict(extra or {})
+    header = ["model", "parameters", f"test {metric.name} ({metric.unit}), mean ± std", "seeds", "per seed",
+              *extra]
+    rows = []
+    if results.teacher is not None or results.teacher_score is not None:
+        rows.append(["teacher", f"{n_params(results.teacher):,}" if results.teacher is not None else "-",
+                     f"{results.teacher_score:.{digits}f}" if results.teacher_score is not None else "-",
+                     "-", "-", *[_fmt(col.get("teacher", "-")) for col in extra.values()]])
+    for label in results.labels:
+        runs = results.runs[label]
+        mean, std = results.summary(label)
+        rows.append([label, f"{n_params(runs[0].model):,}", f"{mean:.{digits}f} ± {std:.{digits}f}",
+                     ", ".join(str(r.seed) for r in runs), ", ".join(f"{r.score:.{digits}f}" for r in runs),
+                     *[_fmt(col.get(label, "-")) for col in extra.values()]])
+    return Table(header, rows, ["l", "r", "r", "r", "r", *["r"] * len(extra)])

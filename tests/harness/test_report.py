@@ -1,0 +1,99 @@
+"""The notebooks' report helpers (kdatlas.harness.report) on the quick MNIST-1D task, one epoch."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from torch import nn  # noqa: E402
+
+from kdatlas.harness import Comparison, compare, get_task, n_params, plot_curves, setup, table, watch  # noqa: E402
+from kdatlas.recipes import get_recipe  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    task = get_task("mnist1d", quick=True, epochs=1, teacher_epochs=1)
+    teacher, score = task.teacher(seed=0, cache_dir=tmp_path_factory.mktemp("teachers"), progress=False)
+    return task, teacher, score
+
+
+def test_setup_reads_kdatlas_quick(monkeypatch):
+    monkeypatch.delenv("KDATLAS_QUICK", raising=False)
+    assert setup() is False
+    monkeypatch.setenv("KDATLAS_QUICK", "1")
+    assert setup() is True
+    assert setup(quick=False) is False  # an explicit choice wins
+    monkeypatch.setenv("KDATLAS_QUICK", "0")
+    assert setup() is False
+
+
+def test_n_params():
+    assert n_params(nn.Linear(3, 2)) == 8
+
+
+def test_compare_runs_baseline_and_method_on_the_same_seeds(tiny):
+    task, teacher, score = tiny
+    res = compare(task, teacher, "hinton2015distilling", seeds=(1, 2), teacher_score=score)
+    assert isinstance(res, Comparison)
+    assert res.labels == ["student alone", "hinton2015distilling"]
+    for label in res.labels:
+        assert [r.seed for r in res.runs[label]] == [1, 2]
+        for r in res.runs[label]:
+            assert len(r.history.test_acc) == task.epochs  # tracked every epoch
+            assert r.score == r.history.test_acc[-1]
+    # the same seed gives the same student alone (initial weights and batches are the seed's)
+    again = compare(task, None, {}, seeds=(1,))
+    assert again.scores("student alone") == res.scores("student alone")[:1]
+    mean, std = res.summary("student alone")
+    assert min(res.scores("student alone")) <= mean <= max(res.scores("student alone")) and std >= 0
+
+
+def test_compare_accepts_labels_and_recipes(tiny):
+    task, teacher, _ = tiny
+    res = compare(task, teacher, {"KD": get_recipe("hinton2015distilling")}, seeds=(3,), baseline=False)
+    assert res.labels == ["KD"] and res.model("KD", seed=3) is res.runs["KD"][0].model
+    with pytest.raises(KeyError):
+        res.model("KD", seed=4)
+
+
+def test_table_markdown_and_html(tiny):
+    task, teacher, score = tiny
+    res = compare(task, teacher, "hinton2015distilling", seeds=(1,), teacher_score=score)
+    t = table(res, extra={"note": {"teacher": "frozen", "student alone": 1.5}})
+    md = str(t)
+    lines = md.splitlines()
+    assert len(lines) == 2 + 3  # header, separator, teacher + two methods
+    assert "top-1 accuracy (%)" in lines[0] and "±" in lines[3]
+    assert f"{n_params(teacher):,}" in lines[2] and "frozen" in lines[2]
+    assert lines[4].endswith("| - |")  # a missing extra value
+    assert t._repr_html_().startswith("<table>") and t._repr_markdown_() == md
+
+
+def test_plot_curves_labels_and_phases(tiny):
+    task, teacher, score = tiny
+    res = compare(task, teacher, "romero2014fitnets", seeds=(1, 2), teacher_score=score)
+    ax = plot_curves(res)
+    assert ax.get_ylabel() == "test top-1 accuracy (%)"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "student alone (2 seeds)" in labels and "teacher" in labels
+    assert len(res.histories("romero2014fitnets")[0].phases) == 2  # hint, then KD
+    plt.close("all")
+    ax = plot_curves({"one": res.histories("student alone")[0]}, task)
+    assert ax.get_legend_handles_labels()[1] == ["one"]
+    plt.close("all")
+
+
+def test_watch_keeps_modules_and_taps_the_loss(tiny):
+    task, teacher, _ = tiny
+    calls = []
+    recipe, kept = watch("tian2019contrastive", on_loss=lambda ctx, ph, terms, so, to, y, p: calls.append(set(terms)))
+    res = compare(task, teacher, {"CRD": recipe}, seeds=(1,), baseline=False)
+    assert len(calls) == len(task.student_loader(1)) * task.epochs and calls[0] == {"ce", "crd"}
+    (phase,) = kept[1]
+    assert phase.modules and isinstance(phase.modules[0], nn.Module)
+    assert res.scores("CRD")
+    with pytest.raises(ValueError):
+        watch(get_recipe("hinton2015distilling").__class__("x", run=lambda c, s: None))
