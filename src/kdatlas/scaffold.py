@@ -149,9 +149,15 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+{repo_url}"], check=True)
 
 # %%
-import os
+from kdatlas.harness import compare, get_task, plot_curves, setup, table
+from kdatlas.recipes import get_recipe
+
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
-QUICK = os.environ.get("KDATLAS_QUICK") == "1"  # CI sets this to shrink the budget
+QUICK = setup()    # True when KDATLAS_QUICK=1 (CI sets it): a CI-sized budget
+task = get_task("cifar100" if FULL_SIZE else "mnist1d", quick=QUICK)
+teacher, teacher_score = task.teacher(seed=0)  # trained once, then read from the disk cache
+recipe = get_recipe("{pid}")
+print(task.description, recipe.settings_for(task.name))
 '''
 
 
@@ -178,7 +184,7 @@ def scaffold(root: Path, pid: str, title: str | None = None) -> list[str]:
         root / "implementations" / f"{pid}.py": IMPL.format(id=pid, title=title),
         root / "src" / "kdatlas" / "recipes" / f"{pid}.py": RECIPE.format(id=pid, title=title),
         root / "tests" / "implementations" / f"test_{pid}.py": TEST.format(id=pid),
-        root / "notebooks" / f"{pid}.py": NOTEBOOK.format(title=title, repo_url=repo_url(root)),
+        root / "notebooks" / f"{pid}.py": NOTEBOOK.format(title=title, repo_url=repo_url(root), pid=pid),
     }
     if record.exists():
         del targets[record]

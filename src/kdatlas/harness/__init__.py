@@ -122,6 +122,13 @@ Training (``kdatlas.harness.train``)
   all-reduces the gradients of loss-module parameters too, so every rank ends with the same weights.
   ``cleanup_distributed()`` at the end. Buffers of loss modules stay per rank unless the module
   synchronises them itself (CRD's memory banks gather the global batch, so they stay identical).
+
+Report (``kdatlas.harness.report``), for notebooks
+--------------------------------------------------
+- ``setup()`` (quick mode from ``KDATLAS_QUICK``), ``n_params(model)``.
+- ``compare(task, teacher, methods, seeds)``: the student alone and each recipe on the same seeds,
+  metric tracked per epoch; ``plot_curves(result)``, ``table(result)`` (mean +- std, parameters);
+  ``watch(recipe)`` keeps the modules a run's phases built (regressors, heads) for plots.
 """
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d, make_loader
 from .models import (
