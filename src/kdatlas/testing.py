@@ -25,8 +25,11 @@ own ``.detach()`` / ``no_grad`` can keep it out of the graph. The checks:
 - ``zero_when_student_equals_teacher``: where that holds (``zero_when_equal=True``), with the student
   a copy of the teacher the teacher terms are 0 within ``zero_tol``; a string instead of True/False
   is the reason it does not hold, and the check is not run.
-- ``finite_on_extreme_inputs``: inputs scaled by ``extreme_scale`` (logits of order 1e4 for the
-  default linear models) give a finite loss and finite student gradients.
+- ``finite_on_extreme_inputs``: inputs scaled by +-``extreme_scale`` (logits of order 1e4 for the
+  default linear models) give a finite loss and finite student gradients. The teacher's output is
+  also rescaled to a largest magnitude of ``extreme_scale`` (a forward hook; the factor is a
+  constant), since a teacher with normalisation layers (BatchNorm) would otherwise cancel the input
+  scaling and only the student's side would ever be extreme.
 """
 from __future__ import annotations
 
@@ -141,14 +144,29 @@ def zero_when_student_equals_teacher(case: Case) -> None:
         assert abs(float(v.detach())) <= case.zero_tol, f"term {k!r} is {float(v.detach()):.3g} with the student equal to the teacher"
 
 
+def _to_scale(scale: float):
+    """A forward hook: the module's (floating) output tensors times a constant, largest |value| = scale."""
+    def hook(module, args, out):
+        if isinstance(out, Tensor) and out.is_floating_point():
+            return out * (scale / out.detach().abs().max().clamp_min(1e-12))
+        if isinstance(out, (tuple, list)):
+            return type(out)(hook(module, args, o) for o in out)
+        return out
+    return hook
+
+
 def finite_on_extreme_inputs(case: Case) -> None:
-    student, teacher = case.models()
-    x = case.x() * case.extreme_scale
-    total = _total(case.loss(student, teacher, x, case.y()))
-    assert math.isfinite(float(total.detach())), f"loss is {float(total.detach())} on inputs scaled by {case.extreme_scale:g}"
-    total.backward()
-    for n, p in student.named_parameters():
-        assert p.grad is None or torch.isfinite(p.grad).all(), f"non-finite gradient in the student's {n}"
+    for sign in (1.0, -1.0):
+        student, teacher = case.models()
+        teacher.register_forward_hook(_to_scale(case.extreme_scale))
+        x = case.x() * (sign * case.extreme_scale)
+        total = _total(case.loss(student, teacher, x, case.y()))
+        assert math.isfinite(float(total.detach())), \
+            f"loss is {float(total.detach())} on inputs scaled by {sign * case.extreme_scale:g}"
+        total.backward()
+        for n, p in student.named_parameters():
+            assert p.grad is None or torch.isfinite(p.grad).all(), \
+                f"non-finite gradient in the student's {n} on inputs scaled by {sign * case.extreme_scale:g}"
 
 
 CHECKS = (depends_on_teacher, student_gets_gradient, teacher_gets_no_gradient,

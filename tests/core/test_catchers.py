@@ -89,3 +89,18 @@ def test_the_teacher_arrives_unfrozen_so_only_the_implementation_can_freeze_it()
 def test_unknown_skip_is_an_error():
     with pytest.raises(ValueError, match="unknown catcher"):
         catchers(GOOD, skip={"frozen": "typo"})
+
+
+def teacher_side_naive(s, t, x, y):  # log of the TEACHER's softmax: 0 * -inf = NaN once its logits are large
+    p_t = F.softmax(t(x).detach() / 4, -1)
+    return (p_t * (p_t.log() - F.log_softmax(s(x) / 4, -1))).sum(-1).mean()
+
+
+def test_extreme_check_reaches_the_teacher_side_even_through_batchnorm():
+    # A BatchNorm teacher normalises scaled inputs away; the check rescales the teacher's output too.
+    bn = lambda seed: seeded(lambda: nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(),  # noqa: E731
+                                                   nn.Linear(16, 5)), seed)
+    finite_on_extreme_inputs(Case(GOOD.loss, GOOD.student, bn, zero_when_equal=True))
+    for teacher in (_lin, bn):
+        with pytest.raises(AssertionError, match="scaled by"):
+            finite_on_extreme_inputs(Case(teacher_side_naive, GOOD.student, teacher, zero_when_equal=True))
