@@ -267,7 +267,7 @@ def _load(root: Path) -> Catalog:
 PAPER_FILES = ("implementation", "recipe", "test", "notebook", "notebook pair")
 
 
-def paper_file_paths(root: Path, pid: str) -> dict[str, str]:
+def paper_file_paths(pid: str) -> dict[str, str]:
     """The files a paper marked implemented has, by kind (paths relative to the root; the test may
     sit in any folder under tests/, shown as tests/.../)."""
     return {"implementation": f"implementations/{pid}.py", "recipe": f"src/kdatlas/recipes/{pid}.py",
@@ -280,7 +280,7 @@ def files_on_disk(root: Path, ids) -> dict[str, dict[str, bool]]:
     tests = {p.stem.removeprefix("test_") for p in (root / "tests").rglob("test_*.py")}
     out = {}
     for pid in ids:
-        paths = paper_file_paths(root, pid)
+        paths = paper_file_paths(pid)
         out[pid] = {kind: (pid in tests) if kind == "test" else (root / paths[kind]).exists() for kind in PAPER_FILES}
     return out
 
@@ -290,7 +290,7 @@ def _check_files(cat: Catalog, seen: dict[str, str]) -> list[Problem]:
     problems = []
     done = [pid for pid, paper in cat.papers.items() if paper.implementation.status == "done"]
     for pid, have in files_on_disk(cat.root, done).items():
-        paths = paper_file_paths(cat.root, pid)
+        paths = paper_file_paths(pid)
         missing = [paths[kind] for kind, ok in have.items() if not ok]
         if missing:
             problems.append(Problem(seen[pid], "implementation.status",
