@@ -107,3 +107,13 @@ def test_metric_describes_itself_and_a_task_scores_with_its_own_metric():
     assert ACCURACY.describe() == {"name": "top-1 accuracy", "unit": "%", "higher_is_better": True}
     task.metric = Metric("always seven", "", True, lambda model, loader, device: 7.0)
     assert task.score(task.new_student(0)) == 7.0
+
+
+def test_code_hash_ignores_prose_but_not_code():
+    from kdatlas.harness.tasks import source_hash
+    base = source_hash('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n')
+    assert source_hash('def f(x):\n    # a fixed comment\n    return x + 1\n') == base
+    assert source_hash('"""Other prose."""\ndef f(x):\n    """Other."""\n    return x + 1\n') == base
+    assert source_hash('def f(x):\n    return x + 2\n') != base
+    assert source_hash('def f(x):\n    "not a docstring"; return x + 1\n') == base  # a leading string is one
+    assert source_hash('def f(x):\n    y = "doc"\n    return x + 1\n') != base
