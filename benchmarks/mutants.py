@@ -12,11 +12,16 @@ For every ``implementations/<id>.py`` the script makes one mutant per
 and runs that paper's test file against it, in a scratch copy of ``src/``, ``implementations/``
 and ``tests/`` (``PYTHONPATH`` points at the copy; the repository is never modified). A mutant is
 *killed* when the tests fail. A mutant that cannot change behaviour (a detach on a tensor that has
-no gradient anyway) is listed in ``EQUIVALENT`` with the reason, and reported as such; every other
-mutant must be killed. Output: ``results/mutants.json`` and a table.
+no gradient anyway) is declared in the paper's own test file, with the reason, and reported as such;
+every other mutant must be killed:
+
+    MUTANTS_EQUIVALENT = {("detach", "line 89: embedding.detach()"): "why it cannot change anything"}
+    MUTANTS_NO_SWAP = "why the file has no student/teacher argument pair"   # optional
+
+Output: ``results/mutants/<id>.json`` per paper (so adding a paper writes only its own file) and a table.
 
     .venv/bin/python benchmarks/mutants.py            # all implementations
-    .venv/bin/python benchmarks/mutants.py --ids hinton2015distilling   # one paper, merged into the file
+    .venv/bin/python benchmarks/mutants.py --ids hinton2015distilling   # one paper
 
 The file records the hash of each implementation and test file it ran on; a test fails when either
 changed since, so rerun the script (for that paper) after editing them.
@@ -41,22 +46,18 @@ from kdatlas.harness.tasks import file_hash
 ROOT = Path(__file__).resolve().parents[1]
 PARTNER = {"student": "teacher", "s": "t", "z": "v", "f_s": "f_t", "logits_s": "logits_t"}
 
-# (paper id, kind, where) -> why the mutant cannot change what the code computes.
-EQUIVALENT: dict[tuple[str, str, str], str] = {
-    ("romero2014fitnets", "detach", "line 104: loss.detach()"):
-        "the step's return value: detaching it only releases the graph after the update; the value, "
-        "the gradients and the update are the same",
-    ("romero2014fitnets", "detach", "line 118: loss.detach()"):
-        "the step's return value: detaching it only releases the graph after the update; the value, "
-        "the gradients and the update are the same",
-    ("tian2019contrastive", "detach", "line 89: embedding.detach()"):
-        "update_bank runs under its @torch.no_grad() decorator: the detach is a second guard "
-        "(test_update_bank_records_no_graph_even_from_an_embedding_that_requires_grad pins the effect)",
-    ("tian2019contrastive", "detach", "line 162: s.detach()"):
-        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
-    ("tian2019contrastive", "detach", "line 162: t.detach()"):
-        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
-}
+OUT = ROOT / "results" / "mutants"
+PROTOCOL = ("one mutant per .detach() call, per torch.no_grad() block and per student/teacher parameter pair "
+            "(names swapped in the signature); the paper's test file run against each; killed = the tests fail")
+
+
+def declared(pid: str, name: str, default=None):
+    """A literal ``name = ...`` at the top level of tests/implementations/test_<pid>.py (not imported)."""
+    tree = ast.parse((ROOT / "tests" / "implementations" / f"test_{pid}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    return default
 
 
 def _is_pair(a: str, b: str) -> bool:
@@ -138,42 +139,38 @@ def _run_tests(scratch: Path, pid: str) -> tuple[bool, str]:
     return r.returncode == 0, (lines[0] if lines else r.stdout[-200:]).strip()
 
 
-def run(ids: list[str] | None = None, log=print) -> dict:
-    ids = ids or sorted(p.stem for p in (ROOT / "implementations").glob("*.py") if not p.name.startswith("_"))
-    scratch = _scratch()
+def run(pid: str, scratch: Path, log=print) -> dict:
+    """Every mutant of implementations/<pid>.py against its test file, in ``scratch``."""
+    equivalent = declared(pid, "MUTANTS_EQUIVALENT", {})
+    path = scratch / "implementations" / f"{pid}.py"
+    original = path.read_text()
     rows, t0 = [], time.perf_counter()
-    try:
-        for pid in ids:
-            path = scratch / "implementations" / f"{pid}.py"
-            original = path.read_text()
-            ok, detail = _run_tests(scratch, pid)
-            if not ok:
-                raise RuntimeError(f"{pid}: the tests fail on the unmutated file ({detail})")
-            for kind, where, text in mutants(original):
-                path.write_text(text)
-                try:
-                    passed, detail = _run_tests(scratch, pid)
-                finally:
-                    path.write_text(original)
-                why = EQUIVALENT.get((pid, kind, where))
-                row = {"paper_id": pid, "kind": kind, "where": where, "killed": not passed,
-                       "equivalent": why, "by": detail if not passed else None}
-                rows.append(row)
-                log(f"{pid:22s} {kind:8s} {where:60s} {'killed' if not passed else ('equivalent' if why else 'SURVIVED')}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return {"protocol": "one mutant per .detach() call, per torch.no_grad() block and per student/teacher "
-                        "parameter pair (names swapped in the signature); the paper's test file run against "
-                        "each; killed = the tests fail",
-            "implementations": ids, "mutants": rows,
-            "hashes": {pid: {"implementation": file_hash(ROOT / "implementations" / f"{pid}.py"),
-                             "tests": file_hash(ROOT / "tests" / "implementations" / f"test_{pid}.py")}
-                       for pid in ids},
-            "summary": _summary(rows),
-            "python": platform.python_version(), "wall_s": round(time.perf_counter() - t0, 1)}
+    ok, detail = _run_tests(scratch, pid)
+    if not ok:
+        raise RuntimeError(f"{pid}: the tests fail on the unmutated file ({detail})")
+    for kind, where, text in mutants(original):
+        path.write_text(text)
+        try:
+            passed, detail = _run_tests(scratch, pid)
+        finally:
+            path.write_text(original)
+        why = equivalent.get((kind, where))
+        rows.append({"kind": kind, "where": where, "killed": not passed, "equivalent": why,
+                     "by": detail if not passed else None})
+        log(f"{pid:22s} {kind:8s} {where:60s} {'killed' if not passed else ('equivalent' if why else 'SURVIVED')}")
+    unused = sorted(set(equivalent) - {(r["kind"], r["where"]) for r in rows})
+    if unused:
+        raise RuntimeError(f"tests/implementations/test_{pid}.py: MUTANTS_EQUIVALENT names no mutant of the "
+                           f"current file: {unused} (line numbers moved? rerun and update them)")
+    return {"paper_id": pid, "protocol": PROTOCOL, "mutants": rows,
+            "no_swap": declared(pid, "MUTANTS_NO_SWAP"),
+            "hashes": {"implementation": file_hash(ROOT / "implementations" / f"{pid}.py"),
+                       "tests": file_hash(ROOT / "tests" / "implementations" / f"test_{pid}.py")},
+            "summary": summary(rows), "python": platform.python_version(),
+            "wall_s": round(time.perf_counter() - t0, 1)}
 
 
-def _summary(rows: list[dict]) -> dict:
+def summary(rows: list[dict]) -> dict:
     return {"mutants": len(rows), "killed": sum(r["killed"] for r in rows),
             "equivalent": sum(bool(r["equivalent"]) and not r["killed"] for r in rows),
             "survived": sum(not r["killed"] and not r["equivalent"] for r in rows)}
@@ -181,22 +178,22 @@ def _summary(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ids", nargs="+")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "mutants.json")
+    ap.add_argument("--ids", nargs="+", help="paper ids (default: every implementation)")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder of <id>.json files")
     args = ap.parse_args(argv)
-    result = run(args.ids)
-    if args.ids and args.out.exists():  # merge: the other papers' rows are kept
-        old = json.loads(args.out.read_text())
-        keep = [r for r in old["mutants"] if r["paper_id"] not in args.ids]
-        result["mutants"] = sorted(keep + result["mutants"], key=lambda r: r["paper_id"])
-        result["implementations"] = sorted(set(old["implementations"]) | set(args.ids))
-        result["hashes"] = old.get("hashes", {}) | result["hashes"]
-        result["summary"] = _summary(result["mutants"])
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
-    s = result["summary"]
-    print(f"{s['mutants']} mutants: {s['killed']} killed, {s['equivalent']} equivalent, {s['survived']} survived")
-    return 1 if s["survived"] else 0
+    ids = args.ids or sorted(p.stem for p in (ROOT / "implementations").glob("*.py") if not p.name.startswith("_"))
+    scratch, survived = _scratch(), 0
+    try:
+        for pid in ids:
+            result = run(pid, scratch)
+            write_json(args.out / f"{pid}.json", result)
+            s = result["summary"]
+            survived += s["survived"]
+            print(f"wrote {args.out / (pid + '.json')}: {s['mutants']} mutants, {s['killed']} killed, "
+                  f"{s['equivalent']} equivalent, {s['survived']} survived")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if survived else 0
 
 
 if __name__ == "__main__":

@@ -491,21 +491,48 @@ def _weight_selection_section(cat: Catalog) -> list[str]:
 BENCHMARK_OUTPUTS = (
     ("overhead.json", "Training-step overhead of each method", "benchmarks/overhead.py"),
     ("budgets.json", "Notebook run times and the projected CI time", "benchmarks/budgets.py"),
-    ("mutants.json", "Mutation check: do the tests catch a dropped detach or swapped arguments?",
+    ("mutants", "Mutation check: do the tests catch a dropped detach or swapped arguments?",
      "benchmarks/mutants.py"),
     ("site_build.json", "Site build time and size", "benchmarks/site_build.py"),
 )
+
+
+def _mutants_table(files: list[Path]) -> list[str]:
+    """One row per paper of results/mutants/, then every mutant that was not killed, with its reason."""
+    out = ["| Paper | Mutants | Killed | Equivalent | Survived |", "|---|---|---|---|---|"]
+    notes = []
+    for f in files:
+        d = json.loads(f.read_text(encoding="utf-8"))
+        s = d["summary"]
+        out.append(f"| {esc(d['paper_id'])} | {s['mutants']} | {s['killed']} | {s['equivalent']} | {s['survived']} |")
+        notes += [f"- {esc(d['paper_id'])}, {esc(r['kind'])} at {esc(r['where'])}: "
+                  f"{esc(r['equivalent'] or 'SURVIVED')}" for r in d["mutants"] if not r["killed"]]
+        if d.get("no_swap"):
+            notes.append(f"- {esc(d['paper_id'])}: no student/teacher pair to swap: {esc(d['no_swap'])}")
+    if files:
+        out += ["", f"Protocol: {esc(json.loads(files[0].read_text(encoding='utf-8'))['protocol'])}."]
+    return out + ([""] + notes if notes else []) + [""]
 
 
 def page_benchmarks(root: Path) -> str:
     out = ["# Benchmarks", "", "Figures written by the benchmark scripts in this repository; the page is generated from their output files.", ""]
     for name, title, script in BENCHMARK_OUTPUTS:
         path = root / "results" / name
-        out += [f"## {title}", "", f"Produced by `python {script}`; raw output: `results/{name}`.", ""]
+        raw = f"`results/{name}/<paper id>.json`" if path.is_dir() else f"`results/{name}`"
+        out += [f"## {title}", "", f"Produced by `python {script}`; raw output: {raw}.", ""]
         if not path.exists():
             out += ["Not measured yet.", ""]
             continue
+        if path.is_dir():
+            out += _mutants_table(sorted(path.glob("*.json")))
+            continue
         data = json.loads(path.read_text(encoding="utf-8"))
+        if name == "overhead.json":
+            measured = {r.get("method") for r in data["step"]["rows"]} | set(data["step"].get("skipped", {}))
+            missing = sorted(f.stem for f in (root / "src" / "kdatlas" / "recipes").glob("[!_]*.py")
+                             if f.stem not in measured)
+            if missing:
+                out += ["Not measured yet (recipes added after the last run): " + ", ".join(missing) + ".", ""]
         out += ["```json", json.dumps(data, indent=2), "```", ""]
     return "\n".join(out)
 

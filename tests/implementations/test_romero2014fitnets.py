@@ -24,6 +24,15 @@ def _hint_teacher(seed):
 
 _X = lambda: torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # noqa: E731
 
+
+# benchmarks/mutants.py: mutants that cannot change what the code computes, with the reason.
+MUTANTS_EQUIVALENT = {
+    ("detach", "line 104: loss.detach()"): "the step's return value: detaching it only releases the graph after "
+                                           "the update; the value, the gradients and the update are the same",
+    ("detach", "line 118: loss.detach()"): "the step's return value: detaching it only releases the graph after "
+                                           "the update; the value, the gradients and the update are the same",
+}
+
 # The silent-bug catchers (kdatlas.testing). The hint loss: the student's guided layer through the
 # regressor (both learned) against the teacher's hint layer.
 test_catchers_hint = catchers(Case(
