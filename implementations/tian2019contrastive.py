@@ -46,6 +46,15 @@ Cost (as the code, ContrastMemory: memory.index_select(0, idx.view(-1)), then bm
 N + 1 candidate rows are gathered from the bank first and only they are scored, O(B N D) per step
 instead of O(B M D) for the full anchor-bank product. The gathered rows are copies, so the
 backward pass does not read the bank and the in-place update before backward() is safe.
+Shared negatives (shared_negatives=True; not in the paper or the code): one set of N bank rows
+per step, shared by the whole batch, drawn uniformly from the samples that are not in the batch,
+so no anchor meets its own sample as a negative. Each anchor's negatives are still draws from
+p(T)p(S), so the bound is unchanged; what changes is that the B anchors' estimates share their
+negatives (correlated within a step, as in MoCo's queue). The negatives are scored as one matrix
+product (B, D) @ (D, N) on N gathered rows, instead of B x (N+1) gathered rows: at N = 16,384,
+B = 128, D = 128 that is 8 MB gathered per side instead of 1.07 GB, which is what made the
+per-anchor step cost 2.3x the plain student-plus-teacher step (benchmarks/overhead.py). Default
+False (the code's per-anchor sampling); the atlas's CIFAR/ImageNet-size recipe turns it on.
 Under DistributedDataParallel every rank writes the whole global batch (all ranks' embeddings and
 indices are gathered first), so the banks stay identical on every rank (the authors' code is
 single-process).
@@ -95,13 +104,14 @@ class CRDLoss(nn.Module):
 
     forward(student_features (B, D_s), teacher_features (B, D_t), index (B,), negative_index=None)
     index: the samples' positions in the training set (0..num_data-1, distinct within a batch);
-    negative_index (B, N): bank rows to use as negatives (default: drawn with the seeded generator).
+    negative_index: bank rows to use as negatives, (B, N) per anchor or (N,) shared by the batch
+    (default: drawn with the seeded generator, per anchor, or shared when shared_negatives=True).
     """
 
     def __init__(self, student_dim: int, teacher_dim: int, num_data: int, feat_dim: int = 128,
                  num_negatives: int = 16384, nce_temperature: float = 0.07, momentum: float = 0.5,
                  symmetric: bool = True, estimate_z: bool = True, positive_from_bank: bool = True,
-                 seed: int = 0):
+                 shared_negatives: bool = False, seed: int = 0):
         super().__init__()
         if num_data < 2:
             raise ValueError("the memory bank needs at least 2 samples")
@@ -110,6 +120,7 @@ class CRDLoss(nn.Module):
         self.num_data, self.num_negatives = num_data, num_negatives  # M, N
         self.temperature, self.momentum = nce_temperature, momentum  # tau, bank momentum
         self.symmetric, self.estimate_z, self.positive_from_bank = symmetric, estimate_z, positive_from_bank
+        self.shared_negatives = shared_negatives
         self.generator = torch.Generator().manual_seed(seed)  # negative sampling (CPU, seeded)
         init = torch.Generator().manual_seed(seed + 1)
         self.register_buffer("bank_student", F.normalize(torch.randn(num_data, feat_dim, generator=init), dim=1))
@@ -129,13 +140,28 @@ class CRDLoss(nn.Module):
         draw = torch.randint(0, self.num_data - 1, shape, generator=self.generator).to(index.device)
         return draw + (draw >= index.unsqueeze(1)).long()  # skip the anchor's own row
 
+    def sample_shared_negatives(self, index: Tensor) -> Tensor:
+        """(N,) indices uniform over the M - B samples not in the batch, shared by every anchor."""
+        batch = torch.unique(index.cpu())  # sorted
+        if self.num_data - batch.numel() < 1:
+            raise ValueError(f"shared negatives need samples outside the batch: num_data={self.num_data}, "
+                             f"batch of {batch.numel()} distinct indices")
+        draw = torch.randint(0, self.num_data - batch.numel(), (self.num_negatives,), generator=self.generator)
+        gaps = batch - torch.arange(batch.numel())  # draw r -> r + #{j: batch_j - j <= r} skips the batch rows
+        return (draw + torch.searchsorted(gaps, draw, right=True)).to(index.device)
+
     def scores(self, anchor: Tensor, other: Tensor, bank: Tensor, index: Tensor,
                neg_idx: Tensor) -> tuple[Tensor, Tensor]:
         """x = <anchor, candidate>/tau for the positive (B,) and the N negatives (B, N).
 
         Candidates come from `bank` (the other side's); the positive is bank[index] (authors' code)
         or the other side's current embedding `other` (paper; positive_from_bank=False). Only the
-        candidate rows are gathered (copies, no gradient) and scored: (B, N+1, D) @ (B, D, 1)."""
+        candidate rows are gathered (copies, no gradient) and scored: (B, N+1, D) @ (B, D, 1) for
+        per-anchor negatives, (B, D) @ (D, N) for shared ones (neg_idx of shape (N,))."""
+        if neg_idx.dim() == 1:  # shared by the batch
+            neg = anchor @ bank.index_select(0, neg_idx).t() / self.temperature  # (B, N)
+            pos = bank.index_select(0, index) if self.positive_from_bank else other
+            return (anchor * pos).sum(1) / self.temperature, neg
         rows = torch.cat([index.unsqueeze(1), neg_idx], 1) if self.positive_from_bank else neg_idx
         cand = bank.index_select(0, rows.reshape(-1)).view(*rows.shape, bank.shape[1])
         x = torch.bmm(cand, anchor.unsqueeze(2)).squeeze(2) / self.temperature  # (B, N+1) or (B, N)
@@ -155,7 +181,12 @@ class CRDLoss(nn.Module):
     def forward(self, student_features: Tensor, teacher_features: Tensor, index: Tensor,
                 negative_index: Tensor | None = None) -> Tensor:
         s, t = self.embed(student_features, teacher_features)
-        neg_idx = self.sample_negatives(index) if negative_index is None else negative_index
+        if negative_index is not None:
+            neg_idx = negative_index
+        elif self.shared_negatives:
+            neg_idx = self.sample_shared_negatives(index)
+        else:
+            neg_idx = self.sample_negatives(index)
         loss = self._side_loss(*self.scores(s, t, self.bank_teacher, index, neg_idx), 0)  # student anchor
         if self.symmetric:
             loss = loss + self._side_loss(*self.scores(t, s, self.bank_student, index, neg_idx), 1)  # teacher anchor

@@ -19,6 +19,17 @@ class _StudentWithCritic(nn.Module):
         self.crd = CRDLoss(4, 12, num_data=16, feat_dim=8, num_negatives=6)
 
 
+# benchmarks/mutants.py: mutants that cannot change what the code computes, with the reason.
+MUTANTS_EQUIVALENT = {
+    ("detach", "line 98: embedding.detach()"):
+        "update_bank runs under its @torch.no_grad() decorator: the detach is a second guard "
+        "(test_update_bank_records_no_graph_even_from_an_embedding_that_requires_grad pins the effect)",
+    ("detach", "line 193: s.detach()"):
+        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
+    ("detach", "line 193: t.detach()"):
+        "update_bank runs under @torch.no_grad() and detaches its embedding itself: a third guard",
+}
+
 # The silent-bug catchers (kdatlas.testing): the teacher network's features enter only through the
 # critic; gradient must reach the student and its heads, never the teacher network.
 test_catchers = catchers(Case(
@@ -228,3 +239,72 @@ def test_update_bank_records_no_graph_even_from_an_embedding_that_requires_grad(
     emb = torch.randn(2, 3, requires_grad=True)
     out = update_bank(bank, torch.tensor([0, 3]), emb, momentum=0.5)
     assert not out.requires_grad and out.grad_fn is None  # the bank is a buffer, never part of a graph
+
+
+# Shared negatives (shared_negatives=True): one set of N bank rows for the whole batch, scored as one
+# matrix product; the option that keeps the step near the floor at CIFAR/ImageNet size.
+
+def test_shared_negatives_are_seeded_uniform_and_never_a_batch_sample():
+    idx = torch.tensor([9, 0, 5])  # unsorted on purpose
+    a = CRDLoss(3, 3, num_data=12, feat_dim=2, num_negatives=900, seed=7)
+    b = CRDLoss(3, 3, num_data=12, feat_dim=2, num_negatives=900, seed=7)
+    c = CRDLoss(3, 3, num_data=12, feat_dim=2, num_negatives=900, seed=8)
+    na, nb, nc = a.sample_shared_negatives(idx), b.sample_shared_negatives(idx), c.sample_shared_negatives(idx)
+    assert torch.equal(na, nb) and not torch.equal(na, nc)
+    assert na.shape == (900,)
+    assert set(na.tolist()) == set(range(12)) - {0, 5, 9}  # every other sample, and only those
+    counts = torch.bincount(na, minlength=12)[[i for i in range(12) if i not in (0, 5, 9)]].float()
+    assert counts.min() > 0.5 * counts.mean()  # roughly uniform: 100 expected per row
+    with pytest.raises(ValueError, match="outside the batch"):
+        CRDLoss(3, 3, num_data=3, feat_dim=2, num_negatives=4).sample_shared_negatives(torch.tensor([0, 1, 2]))
+
+
+@pytest.mark.parametrize("variant", [dict(), PAPER], ids=["code", "paper"])
+def test_shared_negatives_give_the_per_anchor_loss_with_the_same_rows(variant):
+    # The (B, D) @ (D, N) path must score exactly what the per-anchor path scores when every anchor
+    # gets the same N rows: same loss, same gradients.
+    torch.manual_seed(0)
+    s, t = torch.randn(5, 4, requires_grad=True), torch.randn(5, 6)
+    idx, neg = torch.tensor([3, 7, 1, 12, 8]), torch.tensor([0, 2, 4, 5, 6, 9, 10, 11, 13, 2])
+    losses, grads = [], []
+    for negative_index in (neg, neg.expand(5, -1)):
+        torch.manual_seed(1)
+        crd = CRDLoss(4, 6, num_data=14, feat_dim=3, num_negatives=10, **variant)
+        loss = crd(s, t, idx, negative_index=negative_index)
+        losses.append(loss.detach())
+        grads.append(torch.autograd.grad(loss, [s, *crd.parameters()]))
+    torch.testing.assert_close(losses[0], losses[1])
+    for g0, g1 in zip(*grads):
+        torch.testing.assert_close(g0, g1)
+
+
+def test_shared_negatives_flag_draws_one_shared_set_per_step():
+    torch.manual_seed(2)
+    s, t, idx = torch.randn(4, 3), torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(3)
+    shared = CRDLoss(3, 5, num_data=30, feat_dim=4, num_negatives=8, shared_negatives=True, seed=4)
+    torch.manual_seed(3)
+    explicit = CRDLoss(3, 5, num_data=30, feat_dim=4, num_negatives=8, seed=4)
+    neg = explicit.sample_shared_negatives(idx)  # the same draw from the same seeded generator
+    torch.testing.assert_close(shared(s, t, idx), explicit(s, t, idx, negative_index=neg))
+    assert not CRDLoss(3, 5, num_data=30).shared_negatives  # the code's per-anchor sampling by default
+
+
+def test_recipe_shares_negatives_only_at_cifar_size():
+    from kdatlas.recipes import get_recipe
+    recipe = get_recipe("tian2019contrastive")
+    assert not recipe.settings_for("mnist1d")["shared_negatives"]
+    assert not recipe.settings_for("digits")["shared_negatives"]
+    assert recipe.settings_for("cifar100")["shared_negatives"]
+
+
+test_catchers_shared_negatives = catchers(Case(
+    loss=lambda s, t, x, y: s.crd(s.net(x), t(x), torch.arange(8)),
+    student=lambda: _with_shared_negatives(_StudentWithCritic()),
+    teacher=lambda seed: seeded(lambda: nn.Sequential(nn.Linear(6, 12), nn.ReLU()), seed),
+    zero_when_equal="a contrastive bound: with equal embeddings it is still the NCE loss of the negatives"))
+
+
+def _with_shared_negatives(model):
+    model.crd.shared_negatives = True
+    return model
