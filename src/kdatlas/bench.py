@@ -19,17 +19,28 @@ same student weights and see the same batches.
 
 Keys and resumption
 -------------------
-Each (name, seed) run is recorded at once in ``results/runs/<task>/<name>/<key>/seed<s>.json``
-(teachers with their ``weights_only`` state dict), written atomically. The key of a method's run
-hashes the task's configuration and harness code (``Task.key()``), the method's settings on that
-task, and its code: the implementation file, the recipe file and the recipe runner. So adding
+Each (name, seed) run is recorded at once in ``results/runs/<task>/<name>/<key>/seed<s>.json``,
+written atomically (not committed). The key of a method's run hashes the task's configuration and
+harness code (``Task.key()``), the method's settings on that task, and its code: the implementation
+file, the recipe file and the recipe runner (their ``ast``, so prose edits do not count). So adding
 method N+1 trains only method N+1; editing a recipe reruns that recipe; editing the harness reruns
 everything. Kill the command and rerun it: finished runs are read back, not retrained.
 
-Reproducibility: on the CPU with one thread, the same key gives bit-identical numbers on the same
-machine type and torch version. Another CPU model or torch version gives different per-seed numbers
-(floating-point summation order differs); what transfers is the mean +- std, within about one std.
-``task.json`` records the CPU model and torch version the committed numbers came from.
+Teachers: the teachers' checkpoints (``weights_only`` state dicts, one per seed) are committed in
+``results/teachers/<task>/<task key>/``, and every method learns from those very weights on any
+machine. Each method's record carries ``teacher_sha`` (the hash of its teacher's tensors, also in
+``teacher.json`` as ``sha``); a run made with another teacher is not reused.
+
+Reproducibility: on the CPU with one thread, the same key and teacher give bit-identical per-seed
+numbers on the same machine type and torch version (checked: a rerun of all 80 runs on one VM gave
+the committed values exactly). Across machines, the CPU's instruction set changes the floating-point
+order of some kernels, and per-seed numbers differ: on a second AMD EPYC VM (same torch, same keys,
+one thread) the MNIST-1D teacher of seed 0 scored 98.6 instead of 98.9 and the student alone 84.5
+instead of 85.3 at seed 1; the 16 means (teacher, student alone and six methods on two tasks) moved
+by 0.0 to 2.2 points, at most 1.7 of the runs' standard deviations. That is why the teachers are
+committed rather than retrained: every machine then distils from the same teacher, and what a rerun
+elsewhere reproduces is each mean +- std within about two std, not the per-seed values.
+``task.json`` records the CPU (model name, family/model, SIMD flags) and torch version.
 
 Tasks and their design: ``kdatlas.harness.tasks`` (why MNIST-1D and the digits canvas look as they do).
 """
@@ -49,7 +60,7 @@ import torch
 
 from .atomic import write_json
 from .harness import get_task
-from .harness.tasks import Task
+from .harness.tasks import Task, weights_hash
 from .results import load_results
 from .recipes import BASELINE, Recipe, all_recipes, get_recipe, run_recipe
 
@@ -97,28 +108,35 @@ def _task(name: str, quick: bool, overrides: dict, device: str, holdout: bool = 
 
 
 def _run_one(task_args: tuple, name: str, seed: int, settings: dict | None, runs_dir: str,
-             progress: bool) -> dict:
-    """Train (or read back) one (name, seed); returns its record."""
+             progress: bool, teachers_dir: str | None = None) -> dict:
+    """Train (or read back) one (name, seed); returns its record.
+
+    A method's record carries ``teacher_sha``, the hash of the teacher's weights it learned from; a
+    record made with another teacher (retrained on another machine) is not reused."""
     task = _task(*task_args)
     root = Path(runs_dir) / task.name
-    teacher_dir = root / "teacher" / task.key()
+    teacher_root = Path(teachers_dir) / task.name if teachers_dir is not None else root / "teacher"
     if name == "teacher":
         rec: dict = {}
-        task.teacher(seed, cache_dir=teacher_dir.parent, progress=progress, record=rec)
-        return rec
+        task.teacher(seed, cache_dir=teacher_root, progress=progress, record=rec)
+        return rec | {"sha": weights_hash(task.teacher_path(seed, teacher_root))}
     recipe = BASELINE if name == "baseline" else get_recipe(name)
     s = recipe.settings_for(task.name, **(settings or {}))
     key = run_key(task, recipe, s)
     path = root / name / key / f"seed{seed}.json"
-    if path.exists():
-        return json.loads(path.read_text()) | {"cached": True}
-    teacher = None
+    teacher, sha = None, None
     if recipe.needs_teacher:
-        teacher, _ = task.teacher(seed, cache_dir=teacher_dir.parent, progress=progress)
+        teacher, _ = task.teacher(seed, cache_dir=teacher_root, progress=progress)
+        sha = weights_hash(task.teacher_path(seed, teacher_root))
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("teacher_sha") == sha:
+            return old | {"cached": True}
     t0 = time.perf_counter()
     student, _ = run_recipe(recipe, task, teacher, seed, settings=settings, progress=progress)
     wall = time.perf_counter() - t0
-    rec = {"name": name, "seed": seed, "score": task.score(student), "wall_s": wall, "key": key, "settings": s}
+    rec = {"name": name, "seed": seed, "score": task.score(student), "wall_s": wall, "key": key, "settings": s,
+           "teacher_sha": sha}
     write_json(path, rec)
     return rec | {"cached": False}
 
@@ -150,6 +168,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _cpu_id() -> str:
+    """CPU family/model and the SIMD extensions that change which kernels torch runs."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k in ("cpu family", "model", "flags") and k not in info:
+                info[k] = v.strip()
+    except OSError:
+        return platform.processor() or "unknown"
+    simd = sorted(f for f in info.get("flags", "").split() if f.startswith(("avx", "amx", "fma", "sse4")))
+    return f"family {info.get('cpu family', '?')} model {info.get('model', '?')}; {' '.join(simd)}"
+
+
 def _task_record(task: Task, seeds: list[int], device: str, threads: int) -> dict:
     d = task.student_data
     return {"name": task.name, "description": task.description, "key": task.key(), "config": task.config,
@@ -161,16 +194,18 @@ def _task_record(task: Task, seeds: list[int], device: str, threads: int) -> dic
                          "std": "sample standard deviation over seeds (n - 1)",
                          "wall_s": "mean training seconds per seed, one thread per run (teacher excluded)"},
             "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
-                            "machine": platform.machine(), "cpu": _cpu_model(), "threads_per_run": threads},
-            "reproducibility": "Same key, same CPU model, torch version and thread count: bit-identical "
-                               "per-seed numbers. Elsewhere: per-seed numbers differ (floating-point order); "
-                               "the mean +- std is what transfers (see kdatlas.bench)."}
+                            "machine": platform.machine(), "cpu": _cpu_model(), "cpu_id": _cpu_id(),
+                            "threads_per_run": threads},
+            "reproducibility": "Teachers: the committed checkpoints (results/teachers), identical everywhere. "
+                               "Same key, teacher, CPU (cpu_id), torch version and thread count: bit-identical "
+                               "per-seed numbers. Another CPU: per-seed numbers may differ (floating-point "
+                               "order); the mean +- std transfers within about two std (see kdatlas.bench)."}
 
 
 def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: list[int] | None = None,
               quick: bool = False, task_overrides: dict | None = None, settings: dict | None = None,
               results_dir: str | Path = "results/bench", runs_dir: str | Path = "results/runs",
-              device: str = "cpu", jobs: int = 1, threads: int = 1, progress: bool = True, holdout: bool = False,
+              teachers_dir: str | Path | None = None, device: str = "cpu", jobs: int = 1, threads: int = 1, progress: bool = True, holdout: bool = False,
               on_run_done: Callable[[str, int, dict], None] | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the benchmark on one task; returns {name: summary} as written to disk.
@@ -180,7 +215,9 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
     ``threads`` threads; the numbers do not depend on it. ``on_run_done(name, seed, record)`` is
     called after each run in this process when ``jobs == 1`` (the tests use it to interrupt).
     ``holdout``: score on the task's held-out training samples instead of its test set (model
-    selection, ``benchmarks/select_weights.py``; a different task key, so never mixed with test runs)."""
+    selection, ``benchmarks/select_weights.py``; a different task key, so never mixed with test runs).
+    ``teachers_dir``: where the teachers' checkpoints live (``kdatlas bench``: the committed
+    ``results/teachers``; default: inside ``runs_dir``)."""
     seeds = list(SEEDS if seeds is None else seeds)
     default, skipped = bench_methods(task)
     methods = default if methods is None else list(methods)
@@ -195,6 +232,7 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
     settings = settings or {}
     jobs_list = [(n, s) for n in names for s in seeds]
     records: dict[str, dict[int, dict]] = {n: {} for n in names}
+    tdir = None if teachers_dir is None else str(teachers_dir)
 
     def finished(name: str, seed: int, rec: dict) -> None:
         records[name][seed] = rec
@@ -203,9 +241,12 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
         if len(records[name]) == len(seeds):  # this name is complete: its file now
             recs = [records[name][s] for s in seeds]
             extra = {}
-            if name not in ("teacher", "baseline"):
+            if name == "teacher":
+                extra = {"sha": [r["sha"] for r in recs]}
+            elif name != "baseline":
                 r = get_recipe(name)
-                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": r.code_hash()}
+                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": r.code_hash(),
+                         "teacher_sha": [r["teacher_sha"] for r in recs]}
             write_json(out_dir / f"{name}.json", _summary(t, name, recs, extra))
 
     threads_before = torch.get_num_threads()
@@ -220,14 +261,14 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
                                      initargs=(threads,)) as pool:
                 # teachers first: every other run of a seed reads its teacher from the cache
                 for phase in (["teacher"], names[1:]):
-                    futs = {pool.submit(_run_one, task_args, n, s, settings.get(n), str(runs_dir), False): (n, s)
+                    futs = {pool.submit(_run_one, task_args, n, s, settings.get(n), str(runs_dir), False, tdir): (n, s)
                             for n, s in jobs_list if n in phase}
                     for f in tqdm(as_completed(futs), total=len(futs), desc=f"{t.name} {phase[0]}...",
                                   disable=not progress, leave=False):
                         finished(*futs[f], f.result())
         else:
             for n, s in tqdm(jobs_list, desc=t.name, disable=not progress, leave=False):
-                rec = _run_one(task_args, n, s, settings.get(n), str(runs_dir), progress)
+                rec = _run_one(task_args, n, s, settings.get(n), str(runs_dir), progress, tdir)
                 finished(n, s, rec)
                 if on_run_done is not None and not rec.get("cached"):
                     on_run_done(n, s, rec)
@@ -258,6 +299,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="paper ids (default: every recipe that runs on the task)")
     p.add_argument("--results-dir", type=Path, help="summaries (default results/bench)")
     p.add_argument("--runs-dir", type=Path, help="per-run records (default results/runs)")
+    p.add_argument("--teachers-dir", type=Path, help="teachers' checkpoints (default: results/teachers, committed; "
+                                                     "with --tiny or --runs-dir: inside the runs folder)")
     p.add_argument("--device", default="cpu", help="cpu (default: reproducible), cuda or mps")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once, one process each (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -265,12 +308,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _teachers_dir(args: argparse.Namespace, root: Path) -> Path | None:
+    """The committed results/teachers, for the benchmark proper only: a --tiny run or one with its own
+    --runs-dir keeps its teachers inside the runs folder (None), never beside the committed ones."""
+    return None if args.tiny or args.runs_dir else root / "results" / "teachers"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     root = _root()
     for task in args.task:
         run_bench(task, methods=args.methods, seeds=args.seeds, task_overrides=TINY.get(task) if args.tiny else None,
                   results_dir=args.results_dir or root / "results" / "bench",
-                  runs_dir=args.runs_dir or root / "results" / "runs", device=args.device, jobs=args.jobs,
+                  runs_dir=args.runs_dir or root / "results" / "runs",
+                  teachers_dir=args.teachers_dir or _teachers_dir(args, root), device=args.device, jobs=args.jobs,
                   progress=not args.no_progress)
     return 0
 

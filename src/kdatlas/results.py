@@ -15,7 +15,8 @@ def load_results(results_dir: str | Path, task: str) -> dict:
     """{"task": task.json, "teacher": ..., "baseline": ..., paper_id: ...} of one task; {} if absent.
 
     A file whose ``task_key`` differs from the task's (produced under another task configuration or
-    harness) is left out: stale numbers are never shown beside current ones."""
+    harness), or a method's file whose ``teacher_sha`` is not the committed teacher's ``sha`` (it
+    learned from another teacher), is left out: stale numbers are never shown beside current ones."""
     d = Path(results_dir) / task
     if not (d / "task.json").exists():
         return {}
@@ -26,6 +27,10 @@ def load_results(results_dir: str | Path, task: str) -> dict:
             e = json.loads(p.read_text(encoding="utf-8"))
             if e.get("task_key") == info["key"]:
                 out[p.stem] = e
+    sha = out.get("teacher", {}).get("sha")
+    for name in [n for n, e in out.items() if "teacher_sha" in e]:
+        if sha is not None and out[name]["teacher_sha"] != sha:
+            del out[name]
     return out
 
 

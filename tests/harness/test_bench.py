@@ -11,6 +11,7 @@ import pytest
 
 from kdatlas import bench, recipes
 from kdatlas.harness import get_task
+from kdatlas.harness.tasks import weights_hash
 from kdatlas.recipes import all_recipes, get_recipe
 from kdatlas.results import load_results
 
@@ -95,6 +96,24 @@ def test_resume_after_a_kill_trains_nothing_twice_and_gives_the_same_numbers(ref
     assert third == []
 
 
+def test_a_run_made_with_another_teacher_is_not_reused(tmp_path):
+    import torch
+    a = METHODS[0]
+    before = run(tmp_path, methods=[a])
+    assert before[a]["teacher_sha"] == before["teacher"]["sha"]
+    task = get_task(TASK, **bench.TINY[TASK])
+    path = task.teacher_path(SEEDS[0], tmp_path / "runs" / TASK / "teacher")
+    state = torch.load(path, weights_only=True)  # another teacher: as if retrained on another machine
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 0.5
+    torch.save(state, path)
+    calls: list = []
+    after = run(tmp_path, methods=[a], calls=calls)
+    assert calls == [(a, SEEDS[0])]  # the other seed's teacher did not change: its run is reused
+    assert after[a]["teacher_sha"] == after["teacher"]["sha"] and after["teacher"]["sha"][0] != before["teacher"]["sha"][0]
+    assert after["teacher"]["sha"][1:] == before["teacher"]["sha"][1:]
+
+
 def test_adding_a_method_trains_only_that_method(tmp_path):
     a, b = METHODS[0], METHODS[1]
     run(tmp_path, methods=[a])
@@ -156,6 +175,9 @@ def test_cli_parser_runs_the_bench(tmp_path):
     out = tmp_path / "b" / TASK
     assert sorted(p.stem for p in out.glob("*.json")) == ["baseline", "hinton2015distilling", "task", "teacher"]
     assert json.loads((out / "task.json").read_text())["protocol"]["seeds"] == [0]
+    task = get_task(TASK, **bench.TINY[TASK])  # the tiny teacher stays in the runs folder
+    assert (tmp_path / "runs" / TASK / "teacher" / task.key() / "seed0.pt").exists()
+    assert not (ROOT / "results" / "teachers" / TASK / task.key()).exists()
 
 
 def test_unknown_method_or_setting_is_a_clear_error(tmp_path):
@@ -181,6 +203,15 @@ def test_committed_results_are_current_and_show_distillation(task_name):
         r = get_recipe(pid)
         assert data[pid]["key"] == bench.run_key(task, r, r.settings_for(task_name)), \
             f"{pid}: its settings or code changed since the committed run; rerun `kdatlas bench`"
+    # every method learned from the committed teachers, whose weights are those teacher.json names
+    shas = data["teacher"]["sha"]
+    for seed, sha in zip(data["teacher"]["seeds"], shas):
+        path = ROOT / "results" / "teachers" / task_name / task.key() / f"seed{seed}.pt"
+        assert path.exists() and path.with_suffix(".json").exists(), f"{path} is not committed"
+        assert weights_hash(path) == sha and task.teacher_path(seed) == path
+    for pid in methods:
+        if get_recipe(pid).needs_teacher:
+            assert data[pid]["teacher_sha"] == shas, f"{pid} learned from another teacher; rerun `kdatlas bench`"
     assert len(data["baseline"]["values"]) >= 5
     assert data["teacher"]["mean"] - data["baseline"]["mean"] >= 8
     kd, base = data["hinton2015distilling"], data["baseline"]
