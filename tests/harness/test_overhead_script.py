@@ -99,20 +99,29 @@ def test_overhead_measures_every_phases_recipe_on_toy_sizes(ov):
     assert "95% CI" in table and "romero2014fitnets [hint]" in table and "cached teacher" in table
 
 
-def test_committed_result_lists_every_recipe():
-    """Adding a method (or a phase) without rerunning benchmarks/overhead.py fails here."""
+EXEMPLARS = {"hinton2015distilling", "romero2014fitnets", "zagoruyko2016paying", "park2019relational",
+             "tian2019contrastive", "zhao2022decoupled"}
+
+
+def test_committed_result_is_current_for_the_methods_it_lists():
+    """Every method in the file still has a recipe with those phases; the six exemplars are measured.
+
+    Methods added later may be missing from the file (a full run takes ~6 min per method on 2 cores):
+    the Benchmarks page lists them as not measured, computed from the recipe files at build time."""
     data = json.loads(RESULT.read_text(encoding="utf-8"))
     steps = data["step"]
     rows = steps["rows"]
     assert steps["setup"]["batch"] == 128 and steps["setup"]["student"] == "resnet8x4"
     assert steps["setup"]["teacher"] == "resnet32x4" and not data["environment"]["quick"]
     methods = {r["method"] for r in rows if r["kind"] == "method"}
-    assert methods == set(_phase_recipes())
-    assert set(steps["skipped"]) == set(all_recipes()) - set(_phase_recipes())
-    for pid in _phase_recipes():  # at CIFAR size, one row per phase, the phases' shares adding up to 1
+    assert EXEMPLARS <= methods <= set(_phase_recipes()), methods - set(_phase_recipes())
+    assert set(steps["skipped"]) <= set(all_recipes()) - set(_phase_recipes())
+    for pid in methods:  # at CIFAR size, one row per phase, the phases' shares adding up to 1
         cifar = [r for r in rows if r.get("method") == pid and r["bank_size"] == 50_000]
         assert cifar and len({r["phase"] for r in cifar}) == len(cifar), pid
         assert math.isclose(sum(r["epochs_share"] for r in cifar), 1.0, abs_tol=0.01), pid
+        assert all(r["settings"] == all_recipes()[pid].settings_for("cifar100") for r in cifar), \
+            f"{pid}'s settings changed since it was measured: benchmarks/overhead.py --methods {pid}"
     imagenet = [r for r in rows if r.get("method") == "tian2019contrastive" and r["bank_size"] == 1_281_167]
     assert len(imagenet) == 1
     r = imagenet[0]
@@ -120,3 +129,18 @@ def test_committed_result_lists_every_recipe():
     assert isinstance(r["target_met"], bool) and (r["target_met"] or "profile" in r)
     _check_rows(rows)
     assert set(data["epoch"]["ratio_to_student_alone"]) == {"student alone", "live teacher", "cached teacher"}
+
+
+def test_merging_one_method_keeps_every_other_row(ov):
+    old = {"rows": [{"kind": "method", "method": "a", "name": "a"}, {"kind": "method", "method": "b", "name": "b"},
+                    {"kind": "reference", "name": "student alone"}],
+           "skipped": {"c": "run= recipe", "d": "a survey"}, "setup": {"batch": 128}}
+    new = {"rows": [{"kind": "method", "method": "b", "name": "b", "median_ratio": 1.0},
+                    {"kind": "reference", "name": "student alone"}], "skipped": {"c": "now measured elsewhere"}}
+    merged = ov.merge_steps(old, new, ["b", "c"], {"date": "2026-12-03", "methods": ["b", "c"]})
+    assert [r["name"] for r in merged["rows"]] == ["a", "student alone", "b"]
+    assert merged["rows"][-1] == {"kind": "method", "method": "b", "name": "b", "median_ratio": 1.0,
+                                  "run": "2026-12-03"}
+    assert merged["skipped"] == {"d": "a survey", "c": "now measured elsewhere"}
+    assert merged["merged_runs"] == [{"date": "2026-12-03", "methods": ["b", "c"]}] and merged["setup"] == {"batch": 128}
+    assert len(old["rows"]) == 3 and "merged_runs" not in old  # the old dict is left as it was
