@@ -67,31 +67,31 @@ forward is the rest)::
     park2019relational             rkd (1.0)         21   1.050  [1.000, 1.075]  0.038       met
     romero2014fitnets              hint (0.2)        17   0.963  [0.934, 0.992]  0.029       met
     romero2014fitnets              kd (0.8)          21   1.026  [0.974, 1.049]  0.038       met
-    tian2019contrastive *          crd (1.0)         12   1.024  [1.001, 1.049]  0.024       met
-    tian2019contrastive (M=1.28M)* crd (1.0)         18   1.046  [0.999, 1.124]  0.063       undecided
+    tian2019contrastive *          crd (1.0)         14   1.023  [0.939, 1.076]  0.068       met
+    tian2019contrastive (M=1.28M)* crd (1.0)         15   1.024  [0.987, 1.056]  0.035       met
     zagoruyko2016paying            at (1.0)          21   1.018  [0.990, 1.080]  0.045       met
     zhao2022decoupled              dkd (1.0)         21   1.012  [0.971, 1.039]  0.034       met
 
 Precision reached: the time budget stopped most rows at 21 pairs, before the 0.03 goal (half-widths
 0.028-0.045 for the methods near the floor; pair ratios scattered with an interquartile range of
-about 0.08). Every method is within 10% of the floor with 95% confidence (upper bounds <= 1.08),
-except CRD at ImageNet size, whose interval straddles the target.
+about 0.08). Every method is within 10% of the floor with 95% confidence (upper bounds <= 1.08).
 
-(*) CRD, remeasured on 2026-12-03 with ``--methods tian2019contrastive`` (merged into the file; its
-rows carry ``"run"``), after the recipe turned on ``shared_negatives`` at CIFAR size: on another VM
-(AMD EPYC, family 25 model 1), with other jobs running (load average 1.0-2.0), so its floor median
-was 10.5 s, not 5.1 s; the ratios are per pair and comparable. The first run (per-anchor negatives,
-the authors' sampling) cost 2.36x [2.26, 2.50] at M = 50,000 and 2.34x [2.29, 2.46] at M = 1.28M:
-each anchor's 16,385 candidate rows were gathered into a (128, 16,385, 128) float tensor, 1.07 GB
-per side, two sides per step, and writing (``aten::fill_`` under deterministic algorithms) and
-reading it (``aten::bmm``) was what the step paid, not the bank's size. With one shared set of
-16,384 rows per step the loss scores a (128, 128) @ (128, 16,384) product: met at M = 50,000
-(1.024 [1.001, 1.049]); at M = 1.28M the median is 1.046 but 18 pairs (the time budget, on a
-loaded machine) leave the interval at [0.999, 1.124], so the target is not shown either way. Timed
-alone (deterministic algorithms, one thread, B = 128, M = 1.28M), CRDLoss forward + backward takes
-about 0.14 s, 1-3% of a 5-10 s floor; the profile of the M = 1.28M step is convolutions
-(``mkldnn_convolution`` 6.7 s, ``convolution_backward`` 1.9 s), as in the floor. Part 2, one epoch
-of 4,000 sequences: live teacher 2.58x the student alone [2.21, 2.66], cached teacher 1.37x [1.23, 1.44].
+(*) CRD, remeasured on 2026-12-03 with ``--methods tian2019contrastive --threads 1 --max-pairs 40
+--min-pairs 12 --budget-s 840`` (merged into the file; its rows carry ``"run"``), after the recipe
+turned on ``shared_negatives`` at CIFAR size, on another VM (AMD EPYC, family 25 model 1, AVX2; no
+other job holding the lock), whose floor median was 10.1 s, not 5.1 s: ratios are per pair, so the
+rows compare. The first run (per-anchor negatives, the authors' sampling) cost 2.36x [2.26, 2.50]
+at M = 50,000 and 2.34x [2.29, 2.46] at M = 1.28M: each anchor's 16,385 candidate rows were
+gathered into a (128, 16,385, 128) float tensor, 1.07 GB per side, two sides per step; writing it
+(``aten::fill_`` under deterministic algorithms) and reading it (``aten::bmm``) was the cost, not
+the bank's size. With one shared set of 16,384 rows per step the loss scores a (128, 128) @
+(128, 16,384) product: 1.023 [0.939, 1.076] at M = 50,000 and 1.024 [0.987, 1.056] at M = 1.28M,
+both within 10% of the floor (the time budget stopped them at 14-15 pairs, half-widths 0.068 and
+0.035). An earlier remeasure the same day, with other jobs loading the machine, gave 1.024
+[1.001, 1.049] and 1.046 [0.999, 1.124] (undecided), the file keeps the later one. Timed alone
+(deterministic algorithms, one thread, B = 128, M = 1.28M), CRDLoss forward + backward takes about
+0.14 s, 1-3% of the floor. Part 2, one epoch of 4,000 sequences: live teacher 2.58x the student
+alone [2.21, 2.66], cached teacher 1.37x [1.23, 1.44].
 
     .venv/bin/python benchmarks/overhead.py                     # writes results/overhead.json
     .venv/bin/python benchmarks/overhead.py --quick --out /tmp/o.json   # a few pairs, minutes
