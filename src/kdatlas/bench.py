@@ -245,8 +245,9 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
                 extra = {"sha": [r["sha"] for r in recs]}
             elif name != "baseline":
                 r = get_recipe(name)
-                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": r.code_hash(),
-                         "teacher_sha": [r["teacher_sha"] for r in recs]}
+                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": r.code_hash()}
+                if r.needs_teacher:  # a method without a teacher (DML's peers) has none to name
+                    extra["teacher_sha"] = [rec["teacher_sha"] for rec in recs]
             write_json(out_dir / f"{name}.json", _summary(t, name, recs, extra))
 
     threads_before = torch.get_num_threads()

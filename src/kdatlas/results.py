@@ -28,7 +28,7 @@ def load_results(results_dir: str | Path, task: str) -> dict:
             if e.get("task_key") == info["key"]:
                 out[p.stem] = e
     sha = out.get("teacher", {}).get("sha")
-    for name in [n for n, e in out.items() if "teacher_sha" in e]:
+    for name in [n for n, e in out.items() if any(e.get("teacher_sha") or [])]:  # methods with a teacher
         if sha is not None and out[name]["teacher_sha"] != sha:
             del out[name]
     return out

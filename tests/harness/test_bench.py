@@ -273,3 +273,15 @@ def test_a_registered_task_with_its_own_metric_runs_in_the_bench(tmp_path):
     assert set(res) == {"task", "teacher", "baseline"}
     assert res["task"]["metric"] == {"name": "error rate", "unit": "%", "higher_is_better": False}
     assert res["baseline"]["metric"]["name"] == "error rate"
+
+
+def test_results_from_another_teacher_are_left_out_but_teacher_free_methods_stay(tmp_path):
+    d = tmp_path / TASK
+    d.mkdir()
+    entry = {"task_key": "k", "values": [1.0], "mean": 1.0, "std": 0.0}
+    files = {"task": {"key": "k"}, "teacher": entry | {"sha": ["a", "b"]},
+             "same": entry | {"teacher_sha": ["a", "b"]}, "other": entry | {"teacher_sha": ["a", "c"]},
+             "peers": entry, "old_format": entry | {"teacher_sha": [None, None]}}
+    for name, e in files.items():
+        (d / f"{name}.json").write_text(json.dumps(e))
+    assert set(load_results(tmp_path, TASK)) == {"task", "teacher", "same", "peers", "old_format"}
