@@ -28,7 +28,7 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, get_task, n_params, plot_curves, setup, table
+from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
@@ -89,18 +89,12 @@ plt.show()
 # student to copy.
 
 # %%
-def test_slice(n):
-    """The first n test examples (inputs, labels), for any dataset of (x, y, index) items."""
-    items = [task.student_data.test[i] for i in range(min(n, len(task.student_data.test)))]
-    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
-
-
 @torch.no_grad()
 def embed(model, x):
     return model.eval().embedding(x.to(task.device)).cpu()
 
 
-x_test, y_test = test_slice(2000)  # the whole MNIST-1D test set; a CIFAR-100 slice
+x_test, y_test = eval_examples(task, 2000)  # the whole MNIST-1D test set; a CIFAR-100 slice
 pick = torch.cat([torch.nonzero(y_test == c).flatten()[:4] for c in range(min(10, int(y_test.max()) + 1))])
 models = {"teacher": teacher, "student alone": res.model("student alone"), "RKD student": res.model("RKD")}
 psi = {name: pairwise_distance_potential(embed(m, x_test[pick])) for name, m in models.items()}
@@ -130,16 +124,6 @@ plt.show()
 # numbers to mean anything.)
 
 # %%
-@torch.no_grad()
-def relational_gap(model, batch=64):
-    d = a = n = 0.0
-    for i in range(0, len(x_test) - batch + 1, batch):
-        s, t = embed(model, x_test[i:i + batch]), embed(teacher, x_test[i:i + batch])
-        d, a, n = d + rkd_distance_loss(s, t).item(), a + rkd_angle_loss(s, t).item(), n + 1
-    return d / n, a / n
-
-
-gaps = {label: [relational_gap(r.model) for r in runs] for label, runs in res.runs.items()}
-mean = lambda v: sum(v) / len(v)  # noqa: E731
-table(res, extra={"RKD-D to teacher": {k: mean([g[0] for g in v]) for k, v in gaps.items()},
-                  "RKD-A to teacher": {k: mean([g[1] for g in v]) for k, v in gaps.items()}})
+gap_d = to_teacher(res, lambda s, t: rkd_distance_loss(s.embedding, t.embedding), batch_size=64)
+gap_a = to_teacher(res, lambda s, t: rkd_angle_loss(s.embedding, t.embedding), batch_size=64)
+table(res, extra={"RKD-D to teacher": gap_d, "RKD-A to teacher": gap_a})

@@ -29,7 +29,7 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, get_task, n_params, plot_curves, setup, table, watch
+from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, watch
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
@@ -105,14 +105,9 @@ steps = len(task.student_loader(SEEDS[0]))  # training steps per epoch
 epoch_mean = lambda v: [sum(v[i:i + steps]) / steps for i in range(0, len(v) - steps + 1, steps)]  # noqa: E731
 
 
-def test_slice(n):
-    """The first n test inputs, for any dataset of (x, y, index) items."""
-    return torch.stack([task.student_data.test[i][0] for i in range(min(n, len(task.student_data.test)))])
-
-
 crd = kept[SEEDS[0]][0].modules[0]  # the CRDLoss of the first seed's run: heads and banks
 with torch.no_grad():
-    x_test = test_slice(2000).to(task.device)  # the whole MNIST-1D test set; a CIFAR-100 slice
+    x_test = eval_examples(task, 2000)[0].to(task.device)  # the whole MNIST-1D test set; a CIFAR-100 slice
     s, t = crd.eval().embed(res.model("CRD").eval().embedding(x_test), teacher.embedding(x_test))
     cos = (s @ t.T).cpu()
     off = ~torch.eye(len(cos), dtype=torch.bool)

@@ -7,9 +7,21 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from kdatlas.harness import Comparison, compare, get_task, n_params, plot_curves, setup, table, watch  # noqa: E402
+from kdatlas.harness import (  # noqa: E402
+    Comparison,
+    compare,
+    get_task,
+    n_params,
+    plot_curves,
+    setup,
+    table,
+    eval_examples,
+    to_teacher,
+    watch,
+)
 from kdatlas.recipes import get_recipe  # noqa: E402
 
 
@@ -97,3 +109,35 @@ def test_watch_keeps_modules_and_taps_the_loss(tiny):
     assert res.scores("CRD")
     with pytest.raises(ValueError):
         watch(get_recipe("hinton2015distilling").__class__("x", run=lambda c, s: None))
+
+
+def test_eval_examples_are_the_test_set_in_order(tiny):
+    task, _, _ = tiny
+    x, y = eval_examples(task, 5)
+    data = task.student_data.test
+    assert x.shape == (5, *data[0][0].shape) and y.tolist() == [int(data[i][1]) for i in range(5)]
+    assert (x[3] == data[3][0]).all()
+    assert len(eval_examples(task)[0]) == len(data) == len(eval_examples(task, 10**9)[1])
+
+
+def test_to_teacher_averages_batches_by_length_then_seeds(tiny):
+    import torch.nn.functional as F
+
+    task, teacher, score = tiny
+    res = compare(task, teacher, "hinton2015distilling", seeds=(1, 2), teacher_score=score)
+
+    def mse(s, t):
+        return F.mse_loss(s.logits, t.logits)
+
+    d = to_teacher(res, mse, batch_size=7)  # a batch size that leaves a short last batch
+    assert list(d) == res.labels
+    x, _ = eval_examples(task)
+    with torch.no_grad():
+        t = teacher.eval()(x)
+        by_hand = {label: sum(F.mse_loss(r.model.eval()(x), t).item() for r in runs) / len(runs)
+                   for label, runs in res.runs.items()}
+    for label in res.labels:
+        assert d[label] == pytest.approx(by_hand[label], rel=1e-5)
+    assert to_teacher(res, lambda s, t_: F.mse_loss(t_.logits, t_.logits))["student alone"] == 0.0
+    with pytest.raises(ValueError, match="teacher"):
+        to_teacher(compare(task, None, {}, seeds=(1,)), mse)

@@ -128,7 +128,10 @@ Report (``kdatlas.harness.report``), for notebooks
 - ``setup()`` (quick mode from ``KDATLAS_QUICK``), ``n_params(model)``.
 - ``compare(task, teacher, methods, seeds)``: the student alone and each recipe on the same seeds,
   metric tracked per epoch; ``plot_curves(result)``, ``table(result)`` (mean +- std, parameters);
-  ``watch(recipe)`` keeps the modules a run's phases built (regressors, heads) for plots.
+  ``watch(recipe)`` keeps the modules a run's phases built (regressors, heads) for plots;
+  ``eval_examples(task, n)`` the first n test examples as tensors; ``to_teacher(result, fn)`` the
+  mean over seeds and test batches of ``fn(student_out, teacher_out)`` per label (how close each
+  student got to the teacher in whatever the method matches).
 """
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d, make_loader
 from .models import (
@@ -150,7 +153,19 @@ from .models import (
 )
 from .loop import Progress, loop
 from .tasks import ACCURACY, TASKS, Metric, Task, get_task, register_task
-from .report import Comparison, Run, Table, compare, n_params, plot_curves, setup, table, watch
+from .report import (
+    Comparison,
+    Run,
+    Table,
+    compare,
+    n_params,
+    plot_curves,
+    setup,
+    table,
+    eval_examples,
+    to_teacher,
+    watch,
+)
 from .train import (
     History,
     Outputs,
@@ -174,5 +189,6 @@ __all__ = [
     "History", "Outputs", "TeacherCache", "cleanup_distributed", "default_device", "evaluate",
     "load_checkpoint", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
     "train", "Progress", "loop", "ACCURACY", "TASKS", "Metric", "Task", "get_task", "register_task",
-    "Comparison", "Run", "Table", "compare", "n_params", "plot_curves", "setup", "table", "watch",
+    "Comparison", "Run", "Table", "compare", "n_params", "plot_curves", "setup", "table", "eval_examples",
+    "to_teacher", "watch",
 ]

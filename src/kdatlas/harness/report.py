@@ -30,7 +30,7 @@ from .loop import History
 from .tasks import Task
 
 __all__ = ["setup", "n_params", "Run", "Comparison", "compare", "watch", "plot_curves", "table", "Table",
-           "BASELINE_LABEL"]
+           "BASELINE_LABEL", "eval_examples", "to_teacher"]
 
 BASELINE_LABEL = "student alone"
 
@@ -154,6 +154,46 @@ def _tapped(ctx, phase, on_loss):
         on_loss(ctx, phase, terms, so, to, y, progress)
         return terms
     return dataclasses.replace(phase, loss=loss)
+
+
+def eval_examples(task: Task, n: int | None = None):
+    """The first ``n`` (default: all) test examples of ``task`` as two tensors ``(x, y)``, in the
+    test set's order (for plots of a fixed, class-sorted handful of examples)."""
+    import torch
+
+    data = task.student_data.test
+    items = [data[i] for i in range(len(data) if n is None else min(n, len(data)))]
+    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
+
+
+def to_teacher(results: Comparison, fn: Callable, *, batch_size: int = 512) -> dict[str, float]:
+    """How far each label's students are from the teacher on the test set: for every run, the mean
+    over test batches of ``fn(student_out, teacher_out)`` (both :class:`~kdatlas.harness.Outputs`:
+    logits, stage features, embedding) weighted by batch length, then the mean over the label's
+    seeds. ``batch_size`` matters for batch-level losses (similarity or probability matrices over a
+    batch): pass the training batch size there. Models are put in eval mode; no gradient is kept."""
+    import torch
+
+    from .data import make_loader
+    from .train import model_outputs
+
+    if results.teacher is None:
+        raise ValueError("to_teacher needs the Comparison's teacher (compare(task, teacher, ...))")
+    device = results.task.device
+    teacher = results.teacher.eval()
+    loader = make_loader(results.task.student_data.test, batch_size=batch_size, shuffle=False)
+
+    @torch.no_grad()
+    def one(model):
+        model.eval()
+        total, n = 0.0, 0
+        for x, _, index in loader:
+            x = x.to(device)
+            value = fn(model_outputs(model, x, index), model_outputs(teacher, x, index))
+            total, n = total + float(value) * len(x), n + len(x)
+        return total / n
+
+    return {label: statistics.fmean(one(r.model) for r in runs) for label, runs in results.runs.items()}
 
 
 def _groups(histories) -> dict[str, list[History]]:
