@@ -121,7 +121,7 @@ from kdatlas import bench
 from kdatlas.atomic import write_json
 from kdatlas.harness import (Data, Outputs, Progress, Task, TeacherCache, build_model, get_task, model_outputs,
                              pool, seed_everything, train)
-from kdatlas.harness.train import _optimizer  # the optimiser train() builds, so steps match it
+from kdatlas.harness.train import make_optimizer  # the optimiser train() builds, so steps match it
 from kdatlas.recipes import all_recipes, make_context, phase_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +211,7 @@ class Config:
         self.name, self.student, self.teacher, self.loss = name, student, teacher, loss
         self.modules = list(modules)
         params = [p for p in params if p.requires_grad]
-        self.opt = _optimizer(optimizer, params, lr, BASE["weight_decay"], BASE["momentum"])
+        self.opt = make_optimizer(optimizer, params, lr, BASE["weight_decay"], BASE["momentum"])
         self.batches, self.n_data = batches, n_data
         self.order = torch.randperm(n_data, generator=torch.Generator().manual_seed(0))  # an epoch's indices
         self.cursor = 0

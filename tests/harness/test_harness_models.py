@@ -78,5 +78,8 @@ def test_teacher_student_pairs_match_spatially(pair):
 def test_pool_and_unknown_name():
     x = torch.arange(24.0).view(1, 2, 3, 4)
     torch.testing.assert_close(pool(x), torch.tensor([[5.5, 17.5]]))
+    torch.testing.assert_close(pool(x[..., 0]), torch.tensor([[4.0, 16.0]]))  # (B, C, L)
+    v = torch.randn(3, 5)
+    assert pool(v) is v  # an MLP's (B, D) features are already pooled
     with pytest.raises(KeyError, match="known"):
         build_model("resnet9000")

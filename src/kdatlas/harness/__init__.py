@@ -111,6 +111,9 @@ Training (``kdatlas.harness.train``)
   student alone costs. Only valid when inputs are not randomly augmented (``Data.augmented`` False).
 - ``TeacherCache.build(teacher, dataset, batch_size=512, device=None, features=None)``: the cache
   (``features``: which stage indices to keep, default all).
+- ``make_optimizer(name, params, lr, weight_decay, momentum=0.9)`` and
+  ``cosine_schedule(optimizer, total_steps)``: what ``train`` builds, for ``run=`` recipes that step
+  several models themselves (each peer then gets what a student alone gets).
 - ``History``: ``train_loss`` (per epoch), ``terms`` (name -> per-epoch mean), ``test_acc`` (per epoch,
   when a test loader was given), ``wall_s``.
 - ``evaluate(model, loader, device=None) -> float``: top-1 accuracy in percent (0-100).
@@ -171,9 +174,11 @@ from .train import (
     Outputs,
     TeacherCache,
     cleanup_distributed,
+    cosine_schedule,
     default_device,
     evaluate,
     load_checkpoint,
+    make_optimizer,
     model_outputs,
     save_checkpoint,
     seed_everything,
@@ -186,8 +191,8 @@ __all__ = [
     "MODELS", "ConvNet", "build_model", "digits_student", "digits_teacher", "mnist1d_student",
     "mnist1d_teacher", "pool", "resnet8x4", "resnet20", "resnet32x4", "resnet56", "resnet110",
     "wrn_16_2", "wrn_40_2",
-    "History", "Outputs", "TeacherCache", "cleanup_distributed", "default_device", "evaluate",
-    "load_checkpoint", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
+    "History", "Outputs", "TeacherCache", "cleanup_distributed", "cosine_schedule", "default_device", "evaluate",
+    "load_checkpoint", "make_optimizer", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
     "train", "Progress", "loop", "ACCURACY", "TASKS", "Metric", "Task", "get_task", "register_task",
     "Comparison", "Run", "Table", "compare", "n_params", "plot_curves", "setup", "table", "eval_examples",
     "to_teacher", "watch",

@@ -23,8 +23,9 @@ __all__ = ["ConvNet", "ResNet", "WideResNet", "pool", "mnist1d_teacher", "mnist1
 
 
 def pool(feature_map: Tensor) -> Tensor:
-    """Global average pooling over every dimension after the channels: ``(B, C, ...) -> (B, C)``."""
-    return feature_map.flatten(2).mean(-1)
+    """Global average pooling over every dimension after the channels: ``(B, C, ...) -> (B, C)``
+    (a ``(B, C)`` input, e.g. an MLP's features, is returned as it is)."""
+    return feature_map if feature_map.dim() == 2 else feature_map.flatten(2).mean(-1)
 
 
 class _FeatureModel(nn.Module):

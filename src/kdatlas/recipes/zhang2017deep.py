@@ -13,12 +13,11 @@ independently, on the same batches (the paper's "independent" baseline; the note
 """
 from __future__ import annotations
 
-import math
 
 import torch
 
 from kdatlas.harness.loop import History, loop
-from kdatlas.harness.train import _optimizer  # the optimiser train() gives a student alone
+from kdatlas.harness.train import cosine_schedule, make_optimizer  # what train() gives a student alone
 from kdatlas.implementations import zhang2017deep as impl
 from kdatlas.recipes import Context, Recipe
 
@@ -39,11 +38,9 @@ def train_cohort(ctx: Context, s: dict, track: bool = False, progress: bool = Fa
     ``History.test_acc`` is peer 0's score per epoch when ``track``; the terms are ``ce_k``/``kl_k``."""
     task = ctx.task
     peers = make_peers(ctx, s["peers"])
-    opts = [_optimizer(task.optimizer, list(p.parameters()), task.lr, task.weight_decay, 0.9) for p in peers]
+    opts = [make_optimizer(task.optimizer, list(p.parameters()), task.lr, task.weight_decay, 0.9) for p in peers]
     loader = task.student_loader(ctx.seed)
-    total = max(1, ctx.epochs * len(loader))
-    cosine = lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total))  # as in train()
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, cosine) for o in opts]
+    scheds = [cosine_schedule(o, ctx.epochs * len(loader)) for o in opts]  # as in train()
     scores: list = []
 
     def step(batch, progress_):
