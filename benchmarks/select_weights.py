@@ -36,6 +36,7 @@ SEEDS = [0, 1]
 GRID: dict[str, list[dict]] = {
     "zagoruyko2016paying": [{"at_weight": w} for w in (1.0, 10.0, 50.0, 100.0, 500.0)],
     "park2019relational": [{"distance_weight": d, "angle_weight": a} for d, a in ((1.0, 2.0), (5.0, 10.0), (25.0, 50.0))],
+    "huang2017like": [{"nst_weight": w} for w in (0.5, 2.0, 10.0, 50.0)],
 }
 
 
