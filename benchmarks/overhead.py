@@ -298,6 +298,10 @@ def build_configs(batch: int = 128, size: int = 32, student_name: str = "resnet8
             skipped[pid] = recipe.skip if recipe.skip is not None else \
                 "run= recipe (its own loop, not one student step with a loss); not measured here"
             continue
+        if recipe.tasks is not None and "cifar100" not in recipe.tasks:
+            skipped[pid] = (f"its recipe declares no cifar100 settings (tasks: {', '.join(recipe.tasks)}); "
+                            "not measured at CIFAR size")
+            continue
         settings = recipe.settings_for("cifar100", **overrides.get(pid, {}))
         sizes = [(n_data, "")]
         if pid == "tian2019contrastive" and imagenet_n is not None:
