@@ -31,7 +31,8 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
+from kdatlas.harness import (compare, eval_examples, get_task, n_params,
+                             plot_curves, plot_terms, setup, table, to_teacher)
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: a longer run with more seeds (the recipe runs on MNIST-1D and digits only)
@@ -74,13 +75,9 @@ from kdatlas.implementations.chen2017darkrank import (darkrank_soft_loss, placke
 
 # %%
 res = compare(task, teacher, {"DarkRank": recipe}, seeds=SEEDS, teacher_score=teacher_score)
-h = res.histories("DarkRank")[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 plot_curves(res, ax=axes[0])
-for k, v in h.terms.items():
-    axes[1].plot(range(1, len(v) + 1), v, label=k)
-axes[1].set_xlabel("epoch"), axes[1].set_ylabel("mean training loss term (weighted)")
-axes[1].set_yscale("log"), axes[1].legend()
+plot_terms(res.histories("DarkRank")[0], ax=axes[1])
 plt.tight_layout()
 plt.show()
 

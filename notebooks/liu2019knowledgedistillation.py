@@ -29,7 +29,8 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
+from kdatlas.harness import (class_sorted, compare, eval_examples, get_task, n_params,
+                             plot_curves, plot_terms, setup, table, to_teacher)
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: a longer run with more seeds (the recipe runs on MNIST-1D and digits only)
@@ -75,13 +76,9 @@ from kdatlas.implementations.liu2019knowledgedistillation import (irg_edge_loss,
 
 # %%
 res = compare(task, teacher, {"IRG": recipe}, seeds=SEEDS, teacher_score=teacher_score)
-h = res.histories("IRG")[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 plot_curves(res, ax=axes[0])
-for k, v in h.terms.items():
-    axes[1].plot(range(1, len(v) + 1), v, label=k)
-axes[1].set_xlabel("epoch"), axes[1].set_ylabel("mean training loss term (weighted)")
-axes[1].set_yscale("log"), axes[1].legend()
+plot_terms(res.histories("IRG")[0], ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -101,7 +98,7 @@ def stages(model, x):
 
 
 x_test, y_test = eval_examples(task, 2000)  # the whole MNIST-1D test set
-pick = torch.cat([torch.nonzero(y_test == c).flatten()[:4] for c in range(10)])
+pick = class_sorted(y_test)  # four test examples of each of the ten classes
 models = {"teacher": teacher, "student alone": res.model("student alone"), "IRG student": res.model("IRG")}
 feats = {name: stages(m, x_test[pick]) for name, m in models.items()}
 fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), gridspec_kw={"height_ratios": [3, 1]})

@@ -29,7 +29,8 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
+from kdatlas.harness import (class_sorted, compare, eval_examples, get_task, n_params,
+                             plot_curves, plot_terms, setup, show_matrices, table, to_teacher)
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
@@ -73,13 +74,9 @@ from kdatlas.implementations.passalis2018learning import pkt_conditional_probs, 
 
 # %%
 res = compare(task, teacher, {"PKT": recipe}, seeds=SEEDS, teacher_score=teacher_score)
-h = res.histories("PKT")[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 plot_curves(res, ax=axes[0])
-for k, v in h.terms.items():
-    axes[1].plot(range(1, len(v) + 1), v, label=k)
-axes[1].set_xlabel("epoch"), axes[1].set_ylabel("mean training loss term (weighted)")
-axes[1].set_yscale("log"), axes[1].legend()
+plot_terms(res.histories("PKT")[0], ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -99,16 +96,10 @@ def embed(model, x):
 
 
 x_test, y_test = eval_examples(task, 2000)  # the whole MNIST-1D test set; a CIFAR-100 slice
-pick = torch.cat([torch.nonzero(y_test == c).flatten()[:4] for c in range(min(10, int(y_test.max()) + 1))])
+pick = class_sorted(y_test)  # four test examples of each of the first ten classes
 models = {"teacher": teacher, "student alone": res.model("student alone"), "PKT student": res.model("PKT")}
 probs = {name: pkt_conditional_probs(embed(m, x_test[pick])) for name, m in models.items()}
-vmax = max(p.max().item() for p in probs.values())
-fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-for ax, (name, p) in zip(axes, probs.items()):
-    im = ax.imshow(p, cmap="viridis", vmin=0, vmax=vmax)
-    ax.set_title(name)
-    ax.set_xticks([]), ax.set_yticks([])
-fig.colorbar(im, ax=axes, shrink=0.8, label=r"neighbour probability $p_{j|i}$")
+show_matrices(probs, r"neighbour probability $p_{j|i}$")
 plt.show()
 
 # %% [markdown]

@@ -30,7 +30,8 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
+from kdatlas.harness import (class_sorted, compare, eval_examples, get_task, n_params,
+                             plot_curves, plot_terms, setup, show_matrices, table, to_teacher)
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
@@ -75,13 +76,9 @@ from kdatlas.implementations.peng2019correlation import cc_loss, taylor_rbf_kern
 
 # %%
 res = compare(task, teacher, {"KD": kd_recipe, "KD + CC": recipe}, seeds=SEEDS, teacher_score=teacher_score)
-h = res.histories("KD + CC")[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 plot_curves(res, ax=axes[0])
-for k, v in h.terms.items():
-    axes[1].plot(range(1, len(v) + 1), v, label=k)
-axes[1].set_xlabel("epoch"), axes[1].set_ylabel("mean training loss term (weighted)")
-axes[1].set_yscale("log"), axes[1].legend()
+plot_terms(res.histories("KD + CC")[0], ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -100,17 +97,11 @@ def embed(model, x):
 
 
 x_test, y_test = eval_examples(task, 2000)  # the whole MNIST-1D test set; a CIFAR-100 slice
-pick = torch.cat([torch.nonzero(y_test == c).flatten()[:4] for c in range(min(10, int(y_test.max()) + 1))])
+pick = class_sorted(y_test)  # four test examples of each of the first ten classes
 models = {"teacher": teacher, "KD student": res.model("KD"), "KD + CC student": res.model("KD + CC")}
 psi = {name: taylor_rbf_kernel(embed(m, x_test[pick]), settings["gamma"], settings["order"])
        for name, m in models.items()}
-vmin, vmax = min(p.min().item() for p in psi.values()), max(p.max().item() for p in psi.values())
-fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-for ax, (name, p) in zip(axes, psi.items()):
-    im = ax.imshow(p, cmap="viridis", vmin=vmin, vmax=vmax)
-    ax.set_title(name)
-    ax.set_xticks([]), ax.set_yticks([])
-fig.colorbar(im, ax=axes, shrink=0.8, label=r"$\psi$: Taylor-expanded RBF kernel")
+show_matrices(psi, r"$\psi$: Taylor-expanded RBF kernel")
 plt.show()
 
 # %% [markdown]

@@ -28,7 +28,8 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
-from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table, to_teacher
+from kdatlas.harness import (class_sorted, compare, eval_examples, get_task, n_params,
+                             plot_curves, plot_terms, setup, show_matrices, table, to_teacher)
 from kdatlas.recipes import get_recipe
 
 FULL_SIZE = False  # True: the paper-scale CIFAR-100 run (GPU advised; downloads CIFAR-100)
@@ -69,13 +70,9 @@ from kdatlas.implementations.tung2019similaritypreserving import similarity_matr
 
 # %%
 res = compare(task, teacher, {"SP": recipe}, seeds=SEEDS, teacher_score=teacher_score)
-h = res.histories("SP")[0]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 plot_curves(res, ax=axes[0])
-for k, v in h.terms.items():
-    axes[1].plot(range(1, len(v) + 1), v, label=k)
-axes[1].set_xlabel("epoch"), axes[1].set_ylabel("mean training loss term (weighted)")
-axes[1].set_yscale("log"), axes[1].legend()
+plot_terms(res.histories("SP")[0], ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -94,16 +91,10 @@ def last_map(model, x):
 
 
 x_test, y_test = eval_examples(task, 2000)  # the whole MNIST-1D test set; a CIFAR-100 slice
-pick = torch.cat([torch.nonzero(y_test == c).flatten()[:4] for c in range(min(10, int(y_test.max()) + 1))])
+pick = class_sorted(y_test)  # four test examples of each of the first ten classes
 models = {"teacher": teacher, "student alone": res.model("student alone"), "SP student": res.model("SP")}
 mats = {name: similarity_matrix(last_map(m, x_test[pick])) for name, m in models.items()}
-vmax = max(g.max().item() for g in mats.values())
-fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-for ax, (name, g) in zip(axes, mats.items()):
-    im = ax.imshow(g, cmap="viridis", vmin=0, vmax=vmax)
-    ax.set_title(name)
-    ax.set_xticks([]), ax.set_yticks([])
-fig.colorbar(im, ax=axes, shrink=0.8, label="row-normalised similarity $G$")
+show_matrices(mats, "row-normalised similarity $G$")
 plt.show()
 
 # %% [markdown]

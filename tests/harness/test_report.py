@@ -12,11 +12,14 @@ from torch import nn  # noqa: E402
 
 from kdatlas.harness import (  # noqa: E402
     Comparison,
+    class_sorted,
     compare,
     get_task,
     n_params,
     plot_curves,
+    plot_terms,
     setup,
+    show_matrices,
     table,
     eval_examples,
     to_teacher,
@@ -141,3 +144,23 @@ def test_to_teacher_averages_batches_by_length_then_seeds(tiny):
     assert to_teacher(res, lambda s, t_: F.mse_loss(t_.logits, t_.logits))["student alone"] == 0.0
     with pytest.raises(ValueError, match="teacher"):
         to_teacher(compare(task, None, {}, seeds=(1,)), mse)
+
+
+def test_class_sorted_groups_the_first_examples_of_each_class():
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0, 3])
+    assert class_sorted(y, per_class=2).tolist() == [1, 3, 2, 5, 0, 4, 7]
+    assert class_sorted(y, per_class=1, classes=2).tolist() == [1, 2]
+
+
+def test_plot_terms_and_show_matrices(tiny):
+    task, teacher, score = tiny
+    res = compare(task, teacher, "hinton2015distilling", seeds=(1,), teacher_score=score)
+    h = res.histories("hinton2015distilling")[0]
+    ax = plot_terms(h)
+    assert sorted(line.get_label() for line in ax.get_lines()) == sorted(h.terms)
+    assert ax.get_yscale() == "log"
+    fig = show_matrices({"a": torch.zeros(3, 3), "b": 2 * torch.eye(3)}, "value")
+    images = [a.images[0] for a in fig.axes if a.images]
+    assert len(images) == 2 and all(im.get_clim() == (0.0, 2.0) for im in images)  # one colour scale
+    assert fig.axes[-1].get_ylabel() == "value"  # the colour bar
+    plt.close("all")

@@ -134,7 +134,9 @@ Report (``kdatlas.harness.report``), for notebooks
   ``watch(recipe)`` keeps the modules a run's phases built (regressors, heads) for plots;
   ``eval_examples(task, n)`` the first n test examples as tensors; ``to_teacher(result, fn)`` the
   mean over seeds and test batches of ``fn(student_out, teacher_out)`` per label (how close each
-  student got to the teacher in whatever the method matches).
+  student got to the teacher in whatever the method matches); ``plot_terms(history)`` a run's
+  loss terms per epoch; ``class_sorted(y)`` indices of a few examples per class, grouped;
+  ``show_matrices({title: matrix}, label)`` side-by-side matrices on one colour scale.
 """
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d, make_loader
 from .models import (
@@ -160,10 +162,13 @@ from .report import (
     Comparison,
     Run,
     Table,
+    class_sorted,
     compare,
     n_params,
     plot_curves,
+    plot_terms,
     setup,
+    show_matrices,
     table,
     eval_examples,
     to_teacher,
@@ -194,6 +199,6 @@ __all__ = [
     "History", "Outputs", "TeacherCache", "cleanup_distributed", "cosine_schedule", "default_device", "evaluate",
     "load_checkpoint", "make_optimizer", "model_outputs", "save_checkpoint", "seed_everything", "setup_distributed",
     "train", "Progress", "loop", "ACCURACY", "TASKS", "Metric", "Task", "get_task", "register_task",
-    "Comparison", "Run", "Table", "compare", "n_params", "plot_curves", "setup", "table", "eval_examples",
-    "to_teacher", "watch",
+    "Comparison", "Run", "Table", "class_sorted", "compare", "n_params", "plot_curves", "plot_terms", "setup",
+    "show_matrices", "table", "eval_examples", "to_teacher", "watch",
 ]

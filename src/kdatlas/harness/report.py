@@ -30,7 +30,7 @@ from .loop import History
 from .tasks import Task
 
 __all__ = ["setup", "n_params", "Run", "Comparison", "compare", "watch", "plot_curves", "table", "Table",
-           "BASELINE_LABEL", "eval_examples", "to_teacher"]
+           "BASELINE_LABEL", "eval_examples", "to_teacher", "plot_terms", "class_sorted", "show_matrices"]
 
 BASELINE_LABEL = "student alone"
 
@@ -194,6 +194,53 @@ def to_teacher(results: Comparison, fn: Callable, *, batch_size: int = 512) -> d
         return total / n
 
     return {label: statistics.fmean(one(r.model) for r in runs) for label, runs in results.runs.items()}
+
+
+def plot_terms(history: History, ax=None, *, log: bool = True, title: str | None = None):
+    """The loss terms of one run (``History.terms``, as the loss returned them, i.e. weighted), one
+    line per term, per epoch; log scale by default. Returns the matplotlib axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    for name, values in history.terms.items():
+        ax.plot(range(1, len(values) + 1), values, label=name)
+    ax.set_xlabel("epoch"), ax.set_ylabel("mean training loss term (weighted)")
+    if log:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if history.terms:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def class_sorted(labels, per_class: int = 4, classes: int = 10):
+    """Indices of the first ``per_class`` examples of each of the first ``classes`` classes present
+    in ``labels`` (a 1-D tensor), grouped by class in increasing order: the rows of a matrix plot in
+    which same-class blocks lie on the diagonal."""
+    import torch
+
+    present = sorted(int(c) for c in torch.unique(labels))[:classes]
+    return torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in present])
+
+
+def show_matrices(matrices: Mapping[str, object], label: str, *, cmap: str = "viridis", shared_scale: bool = True):
+    """One panel per ``{title: (n, n) tensor}``, side by side, on one colour scale (``shared_scale``:
+    from the smallest to the largest entry of all the matrices) with one colour bar named
+    ``label``. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    mats = {k: (m.detach().cpu() if hasattr(m, "detach") else m) for k, m in matrices.items()}
+    lo = min(float(m.min()) for m in mats.values()) if shared_scale else None
+    hi = max(float(m.max()) for m in mats.values()) if shared_scale else None
+    fig, axes = plt.subplots(1, len(mats), figsize=(4 * len(mats), 4), squeeze=False)
+    for ax, (title, m) in zip(axes[0], mats.items()):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_title(title)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label=label)
+    return fig
 
 
 def _groups(histories) -> dict[str, list[History]]:
