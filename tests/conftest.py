@@ -1,13 +1,27 @@
-"""Shared fixtures: the repository root, and throw-away catalog copies for bad-input tests."""
+"""Shared fixtures: one torch thread, the repository root, and throw-away catalog copies for bad-input tests."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs on one torch thread. The models are tiny: one thread is fastest and
+    deterministic, and the default of one thread per core in each of the suite's two xdist workers
+    oversubscribes a 2-core machine (OpenMP threads spin-waiting for each other made small
+    convolutions 10-50x slower; a Nasty Teacher toy took 146 s instead of 5.6 s). The harness's tasks
+    make the same choice (kdatlas.harness.get_task)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 VALID = {
     "id": "doe2020example",
