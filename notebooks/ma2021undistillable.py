@@ -27,15 +27,20 @@ if "google.colab" in sys.modules:
                     "kdatlas @ git+https://github.com/kd-atlas/kd-atlas"], check=True)
 
 # %%
+import dataclasses
+
 from kdatlas.harness import compare, eval_examples, get_task, n_params, plot_curves, setup, table
 from kdatlas.recipes import get_recipe, make_context
 from kdatlas.recipes.ma2021undistillable import train_nasty
 
+FULL_SIZE = False  # True: ResNet32x4 teachers and a ResNet8x4 student on CIFAR-100 (GPU advised; downloads CIFAR-100)
 QUICK = setup()  # True when KDATLAS_QUICK=1 (CI sets it): a CI-sized budget, numbers that mean little
-task = get_task("mnist1d", quick=QUICK)
+task = get_task("cifar100" if FULL_SIZE else "mnist1d", quick=QUICK)
 SEED = 1
 teacher, teacher_score = task.teacher(seed=0)  # the normal teacher: trained once, then read from the cache
 recipe = get_recipe("ma2021undistillable")
+if task.name not in recipe.tasks:  # FULL_SIZE: the same recipe; the official CIFAR-100 omega and tau_A
+    recipe = dataclasses.replace(recipe, tasks={task.name: {"weight": 0.005, "nasty_temperature": 20.0}})
 settings = recipe.settings_for(task.name)
 print(task.description)
 print(f"normal teacher: {teacher_score:.1f}{task.metric.unit}, {n_params(teacher):,} parameters")
@@ -82,8 +87,8 @@ plt.show()
 # %%
 x, y = eval_examples(task, 3)
 with torch.no_grad():
-    p_normal = torch.softmax(teacher(x) / settings["temperature"], 1)
-    p_nasty = torch.softmax(nasty(x) / settings["temperature"], 1)
+    p_normal = torch.softmax(teacher(x.to(task.device)) / settings["temperature"], 1).cpu()
+    p_nasty = torch.softmax(nasty(x.to(task.device)) / settings["temperature"], 1).cpu()
 fig, axes = plt.subplots(1, 3, figsize=(11, 2.6), sharey=True)
 classes = torch.arange(p_normal.shape[1])
 for i, ax in enumerate(axes):
