@@ -14,6 +14,10 @@ from torch import nn
 from kdatlas.implementations.anil2018large import (Codistiller, codistillation_loss, flat_state, load_flat_state)
 from kdatlas.testing import Case, catchers, seeded
 
+MUTANTS_NO_SWAP = ("codistillation_loss(logits, targets, peer_logits, ...) takes the peers as a list after the "
+                   "labels, so there is no adjacent student/teacher pair; which side is the target is pinned by "
+                   "test_psi_is_the_cross_entropy_to_the_average_of_the_peers_probabilities")
+
 MUTANTS_EQUIVALENT = {
     ("detach", "line 67: v.detach()"):
         "state_dict() already returns detached tensors (keep_vars=False); flat_state_round_trips pins the values",

@@ -11,6 +11,8 @@ from kdatlas.implementations.chen2015net2net import (identity_batchnorm, net2dee
                                                      net2wider, wider_mapping)
 
 DT = torch.float64  # exactness tests run in double precision
+MUTANTS_NO_SWAP = ("Net2Net has no loss: net2wider(layer, next_layer, ...) takes two consecutive layers of one "
+                   "network, not a student and a teacher; their roles are pinned by the hand case")
 
 
 def _gen(seed=0):

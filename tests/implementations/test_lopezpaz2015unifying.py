@@ -12,6 +12,11 @@ from kdatlas.implementations.lopezpaz2015unifying import (fit_softmax_regression
                                                           synthetic)
 from kdatlas.testing import Case, catchers, seeded
 
+MUTANTS_NO_SWAP = ("generalized_distillation_loss(student_logits, targets, teacher_logits, ...) has the labels "
+                   "between the two logits, so there is no adjacent pair to swap; which side is softened (the "
+                   "teacher, at T) and which is at T = 1 (the student) is pinned by "
+                   "test_imitation_zero_is_cross_entropy_and_one_is_pure_imitation")
+
 
 def _teacher(seed):
     return seeded(lambda: nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 5)), seed)
