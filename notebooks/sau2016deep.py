@@ -162,8 +162,9 @@ if sweep:  # sigma = 0 is the clean teacher of the comparison above
 # noisy 95.4 at $\sigma = 0.3$ and 92.9 at 1.0 (94.5 at 0.6 in a longer sweep): flat, then falling,
 # while regressing the teacher's logits at all is worth ten points. That fits the identity above: the
 # noise leaves the mean gradient alone, so a gain could only come from the regularising spread, and
-# the clean mimic student, which sees 500 sequences, is already close to its teacher's 98.6. A small
-# MLP toy in the test file's style (60 examples) showed no gain either. The paper's settings (its
+# the clean mimic student, which sees 500 sequences, is already close to its teacher's 98.6. A one-off
+# check on a small MLP toy (a random deep teacher, 60 examples, three seeds; not kept as a test)
+# showed no gain either. The paper's settings (its
 # sigma and alpha, its CIFAR-10 students) could not be read, so this is not a failed reproduction of
 # its numbers, only a toy where the effect does not appear.
 

@@ -8,7 +8,6 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 from torch import nn
 
 from kdatlas.implementations.anil2018large import (Codistiller, codistillation_loss, flat_state, load_flat_state)

@@ -5,7 +5,6 @@ The self-undermining loss *trains a teacher*: in its catchers the "student" is t
 The recipe test below checks the same split on a real run: f_A bit-identical, the nasty one moved."""
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn

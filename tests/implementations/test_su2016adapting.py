@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kdatlas.implementations.su2016adapting import cross_quality_loss, degrade
