@@ -233,6 +233,19 @@ def test_tuned_weights_come_from_the_committed_selection():
                 assert s[key] == value, (task_name, pid, key)
 
 
+# Recipes that reuse another method's selected weight for the same loss term: (its pid, the setting it
+# selected, the recipe's value of that setting). Moonshine's AT term is zagoruyko2016paying's at_loss on
+# the same stage maps, weighted 3 beta / J.
+BORROWED = {"crowley2017moonshine": ("zagoruyko2016paying", "at_weight", lambda s: 3 * s["beta"] / len(s["stages"]))}
+
+
+def test_borrowed_weights_follow_the_selection():
+    sel = json.loads((ROOT / "results" / "weight_selection.json").read_text())
+    for pid, (source, key, value) in BORROWED.items():
+        for task_name, methods in sel["tasks"].items():
+            assert value(get_recipe(pid).settings_for(task_name)) == methods[source]["chosen"][key], (pid, task_name)
+
+
 def test_every_recipe_loads_and_declares_its_shape():
     for pid, r in all_recipes().items():
         assert (r.phases is None) + (r.run is None) + (r.skip is None) == 2, pid
