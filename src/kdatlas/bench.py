@@ -22,7 +22,8 @@ Keys and resumption
 Each (name, seed) run is recorded at once in ``results/runs/<task>/<name>/<key>/seed<s>.json``,
 written atomically (not committed). The key of a method's run hashes the task's configuration and
 harness code (``Task.key()``), the method's settings on that task, and its code: the implementation
-file, the recipe file and the recipe runner (their ``ast``, so prose edits do not count). So adding
+file, the recipe file and the recipe runner (their ``ast``, so prose edits do not count), and any
+harness module the recipe imports beyond data/models/loop/train (``kdatlas.harness.transforms``). So adding
 method N+1 trains only method N+1; editing a recipe reruns that recipe; editing the harness reruns
 everything. Kill the command and rerun it: finished runs are read back, not retrained.
 
@@ -47,6 +48,7 @@ Tasks and their design: ``kdatlas.harness.tasks`` (why MNIST-1D and the digits c
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import platform
@@ -60,11 +62,11 @@ import torch
 
 from .atomic import write_json
 from .harness import get_task
-from .harness.tasks import Task, weights_hash
+from .harness.tasks import Task, file_hash, weights_hash
 from .results import load_results
 from .recipes import BASELINE, Recipe, all_recipes, get_recipe, run_recipe
 
-__all__ = ["run_bench", "add_parser", "run_key", "bench_methods", "TINY", "BENCH_TASKS", "load_results"]
+__all__ = ["run_bench", "add_parser", "run_key", "code_of", "harness_modules_used", "bench_methods", "TINY", "BENCH_TASKS", "load_results"]
 
 BENCH_TASKS = ["mnist1d", "digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -73,13 +75,44 @@ TINY = {"mnist1d": {"num_samples": 600, "n_train": 96, "teacher_epochs": 1, "epo
         "digits": {"n_train": 96, "teacher_epochs": 1, "epochs": 2, "batch_size": 32}}
 
 
+_HARNESS = Path(__file__).resolve().parent / "harness"
+_KEYED_HARNESS = {"data", "models", "loop", "train"}  # in Task.key() through harness_code_hash()
+
+
 def _sha(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def harness_modules_used(recipe: Recipe) -> list[str]:
+    """The ``kdatlas.harness`` modules a recipe imports beyond the four that ``Task.key()`` already
+    hashes (data, models, loop, train): e.g. ``transforms``. Read from the recipe file's imports."""
+    if not recipe.module_path.exists():  # the baseline, recipes built in tests
+        return []
+    tree = ast.parse(recipe.module_path.read_text(encoding="utf-8"))
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "kdatlas.harness":
+            used.update(a.name for a in node.names if (_HARNESS / f"{a.name}.py").exists())
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kdatlas.harness."):
+            used.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            used.update(a.name.split(".")[2] for a in node.names if a.name.startswith("kdatlas.harness."))
+    return sorted(used - _KEYED_HARNESS)
+
+
+def code_of(recipe: Recipe) -> dict:
+    """The code a recipe's runs are keyed on: :meth:`Recipe.code_hash`, plus the hashes of the extra
+    harness modules it imports (only when it imports any, so other recipes keep their keys)."""
+    code = recipe.code_hash()
+    used = harness_modules_used(recipe)
+    if used:
+        code = code | {"harness": {m: file_hash(_HARNESS / f"{m}.py") for m in used}}
+    return code
+
+
 def run_key(task: Task, recipe: Recipe, settings: dict) -> str:
     """The key of one method's runs on ``task`` (see the module docstring)."""
-    return _sha({"task": task.key(), "name": recipe.paper_id, "settings": settings, "code": recipe.code_hash()})
+    return _sha({"task": task.key(), "name": recipe.paper_id, "settings": settings, "code": code_of(recipe)})
 
 
 def bench_methods(task_name: str) -> tuple[list[str], dict[str, str]]:
@@ -245,7 +278,7 @@ def run_bench(task: str = "mnist1d", methods: list[str] | None = None, seeds: li
                 extra = {"sha": [r["sha"] for r in recs]}
             elif name != "baseline":
                 r = get_recipe(name)
-                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": r.code_hash()}
+                extra = {"settings": recs[0]["settings"], "key": recs[0]["key"], "code": code_of(r)}
                 if r.needs_teacher:  # a method without a teacher (DML's peers) has none to name
                     extra["teacher_sha"] = [rec["teacher_sha"] for rec in recs]
             write_json(out_dir / f"{name}.json", _summary(t, name, recs, extra))

@@ -68,7 +68,7 @@ def test_contract_one_file_per_task_and_method(reference):
     for pid in METHODS:
         e = summary[pid]
         r = get_recipe(pid)
-        assert e["settings"] == r.settings_for(TASK) and e["code"] == r.code_hash()
+        assert e["settings"] == r.settings_for(TASK) and e["code"] == bench.code_of(r)
         assert e["key"] == bench.run_key(task, r, r.settings_for(TASK))
     assert sorted(calls) == sorted((n, s) for n in ["teacher", "baseline", *METHODS] for s in SEEDS)
 
@@ -298,3 +298,26 @@ def test_results_from_another_teacher_are_left_out_but_teacher_free_methods_stay
     for name, e in files.items():
         (d / f"{name}.json").write_text(json.dumps(e))
     assert set(load_results(tmp_path, TASK)) == {"task", "teacher", "same", "peers", "old_format"}
+
+
+def test_a_recipe_that_imports_an_extra_harness_module_is_keyed_on_it(tmp_path, monkeypatch):
+    # transforms.py is outside harness_code_hash's four files: a recipe importing it must key on it,
+    # and a recipe importing only the four keeps its old key.
+    task = get_task(TASK, **bench.TINY[TASK])
+    r = get_recipe("hinton2015distilling")
+    plain = bench.run_key(task, r, r.settings_for(TASK))
+    source = r.module_path.read_text()
+    for line in ("from kdatlas.harness.transforms import ROTATE4", "from kdatlas.harness import transforms",
+                 "import kdatlas.harness.transforms"):
+        module = tmp_path / "recipe.py"
+        module.write_text(line + "\n" + source)
+        monkeypatch.setattr(recipes.Recipe, "module_path", property(lambda self, m=module: m))
+        assert bench.harness_modules_used(r) == ["transforms"], line
+        key = bench.run_key(task, r, r.settings_for(TASK))
+        assert key != plain
+        real = bench.file_hash
+        monkeypatch.setattr(bench, "file_hash", lambda p: "edited" if str(p).endswith("transforms.py") else real(p))
+        assert bench.run_key(task, r, r.settings_for(TASK)) != key, line
+        monkeypatch.setattr(bench, "file_hash", real)
+    module.write_text("from kdatlas.harness.train import train\n" + source)
+    assert bench.harness_modules_used(r) == []
