@@ -102,6 +102,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..atomic import write_json
+from . import longtail
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d
 from .loop import History
 from .models import build_model
@@ -311,17 +312,19 @@ class _Entry:
     builder: Callable[[dict, bool], Task]
     defaults: dict
     quick: dict
+    uses: tuple = ()  # harness modules the builder relies on beyond data/models/loop/train (keyed too)
 
 
 TASKS: dict[str, _Entry] = {}
 
 
-def register_task(name: str, defaults: dict, quick: dict | None = None):
-    """Register ``builder(config, holdout) -> Task`` under ``name`` (a decorator)."""
+def register_task(name: str, defaults: dict, quick: dict | None = None, uses: tuple = ()):
+    """Register ``builder(config, holdout) -> Task`` under ``name`` (a decorator). ``uses``: modules
+    the builder relies on whose code is not in :func:`harness_code_hash` (their source joins the key)."""
     def wrap(builder: Callable[[dict, bool], Task]):
         if name in TASKS:
             raise ValueError(f"task {name!r} is already registered")
-        TASKS[name] = _Entry(builder, copy.deepcopy(defaults), dict(quick or {}))
+        TASKS[name] = _Entry(builder, copy.deepcopy(defaults), dict(quick or {}), tuple(uses))
         return builder
     return wrap
 
@@ -344,7 +347,7 @@ def get_task(name: str, *, quick: bool = False, holdout: bool = False, single_th
     if single_thread:
         torch.set_num_threads(1)
     task = entry.builder(config, holdout)
-    task.builder_source = inspect.getsource(entry.builder)
+    task.builder_source = inspect.getsource(entry.builder) + "".join("\n" + inspect.getsource(m) for m in entry.uses)
     if quick:
         task.description += " (quick mode: a CI-sized budget; the numbers mean little)"
     return task
@@ -429,3 +432,46 @@ def _cifar100(c: dict, holdout: bool) -> Task:
                             "(the CRD/RepDistiller protocol)", data, data,
                 lambda: build_model(c["teacher"], num_classes=100), lambda: build_model(c["student"], num_classes=100),
                 c, device=default_device())
+
+
+# Long-tailed digits (SSD, Li et al. 2021; batch 3): the digits canvas's training images cut to the
+# exponential profile of CIFAR-LT (Cui et al. 2019), n_max = 100 and imbalance 10: 100, 77, 59, 46, 35,
+# 27, 21, 16, 12, 10 images for digits 0..9 (403 in all), tested on the digits task's 539 test images (47-66 per digit, not tailed). The
+# teacher learns from the same long-tailed images (the protocol of the long-tail papers, which train
+# every model on the long-tailed set; there is no larger labelled set to hide). ImageNet-LT's shot
+# groups (many > 100 images, few < 20) are scaled to these counts: many > 40 (digits 0-3), medium
+# 20-40 (4-6), few < 20 (7-9); ``longtail.shot_accuracy(model, task.test_loader, task_groups(task))``.
+# Held out: the training images the profile leaves out, the same number per class (the fewest left, at
+# most 20), so selection is on a balanced set as the test is.
+DIGITS_LT = {"canvas": 16, "data_seed": 0, "test_fraction": 0.3, "n_max": 100, "imbalance": 10.0, "many": 40,
+             "few": 20, "teacher": "digits_teacher", "student": "digits_student", "teacher_epochs": 30,
+             "epochs": 100, **_BUDGET}
+
+
+def task_groups(task: Task) -> dict[str, list[int]]:
+    """The many/medium/few-shot classes of a long-tailed task (``digits_lt``), from its configuration."""
+    c = task.config
+    return longtail.shot_groups(longtail.long_tail_counts(c["n_max"], c["imbalance"], 10), c["many"], c["few"])
+
+
+@register_task("digits_lt", DIGITS_LT, quick={"teacher_epochs": 4, "epochs": 6}, uses=(longtail,))
+def _digits_lt(c: dict, holdout: bool) -> Task:
+    full = load_digits_canvas(canvas=c["canvas"], seed=c["data_seed"], test_fraction=c["test_fraction"])
+    x, y, _ = full.train.tensors
+    counts = longtail.long_tail_counts(c["n_max"], c["imbalance"], full.num_classes)
+    keep = longtail.long_tail_indices(y, counts)
+    data = dataclasses.replace(full, train=TensorDataset(x[keep], y[keep], torch.arange(len(keep))))
+    if holdout:
+        rest = torch.ones(len(y), dtype=torch.bool)
+        rest[keep] = False
+        left = [(rest & (y == k)).nonzero().flatten() for k in range(full.num_classes)]
+        per_class = min(20, *(len(i) for i in left))
+        idx = torch.cat([i[:per_class] for i in left]).sort().values
+        data = dataclasses.replace(data, test=TensorDataset(x[idx], y[idx], torch.arange(len(idx))))
+    return Task("digits_lt", f"8x8 digits on a {c['canvas']}x{c['canvas']} canvas, long-tailed: "
+                             f"{'/'.join(map(str, counts))} training images of digits 0..9 (imbalance "
+                             f"{c['imbalance']:g}) for the teacher and every student; "
+                             + (f"{len(data.test)} held-out training images, {per_class} per digit" if holdout
+                                else f"the {len(data.test)} test images of the digits task (every digit, not tailed)"),
+                data, data, lambda: build_model(c["teacher"], num_classes=10),
+                lambda: build_model(c["student"], num_classes=10), c)
