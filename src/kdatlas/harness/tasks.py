@@ -102,7 +102,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..atomic import write_json
-from . import longtail
+from . import fewshot, longtail
 from .data import Data, load_cifar, load_digits_canvas, load_mnist1d
 from .loop import History
 from .models import build_model
@@ -475,3 +475,46 @@ def _digits_lt(c: dict, holdout: bool) -> Task:
                                 else f"the {len(data.test)} test images of the digits task (every digit, not tailed)"),
                 data, data, lambda: build_model(c["teacher"], num_classes=10),
                 lambda: build_model(c["student"], num_classes=10), c)
+
+
+# Few-shot digits (SKD, Rajasegaran et al. 2020; batch 3), the RFS protocol at toy size: teacher and
+# students learn 6-way classification of the base digits 0-5 (the teacher from all 770 base training
+# canvases, every student from the first ``n_train``); the score is the mean accuracy of 4-way 5-shot
+# episodes (15 queries per class, ``episodes`` of them, seed ``episode_seed``: every model meets the
+# same episodes) on the novel digits 6-9, all 714 canvases of the training and test splits, none ever
+# trained on. The per-epoch metric uses the nearest normalised class mean ("prototype", ~10 ms per
+# evaluation); ``classifier="logistic"`` is the papers' logistic regression on normalised embeddings
+# (L-BFGS per episode: seconds per evaluation), for final reports. With ten digits there is no third
+# class split for validation: ``holdout=True`` is refused.
+DIGITS_FEWSHOT = {"canvas": 16, "data_seed": 0, "test_fraction": 0.3, "base_classes": 6, "n_train": 300,
+                  "n_way": 4, "k_shot": 5, "n_query": 15, "episodes": 200, "episode_seed": 0,
+                  "classifier": "prototype", "teacher": "digits_teacher", "student": "digits_student",
+                  "teacher_epochs": 30, "epochs": 100, **_BUDGET}
+
+
+@register_task("digits_fewshot", DIGITS_FEWSHOT, quick={"teacher_epochs": 4, "epochs": 6, "episodes": 50},
+               uses=(fewshot,))
+def _digits_fewshot(c: dict, holdout: bool) -> Task:
+    if holdout:
+        raise ValueError("task 'digits_fewshot' has no held-out class split (ten digits: 6 base, 4 novel)")
+    full = load_digits_canvas(canvas=c["canvas"], seed=c["data_seed"], test_fraction=c["test_fraction"])
+    (x, y, _), (xt, yt, _) = full.train.tensors, full.test.tensors
+    nb = c["base_classes"]
+    base = (y < nb).nonzero().flatten()
+    novel_x, novel_y = torch.cat([x[y >= nb], xt[yt >= nb]]), torch.cat([y[y >= nb], yt[yt >= nb]])
+    novel = TensorDataset(novel_x, novel_y, torch.arange(len(novel_y)))
+    teacher_data = dataclasses.replace(full, train=TensorDataset(x[base], y[base], torch.arange(len(base))),
+                                       test=novel, num_classes=nb)
+    student_data = _first(teacher_data, c["n_train"])
+    metric = Metric(f"{c['n_way']}-way {c['k_shot']}-shot accuracy", "%", True,
+                    lambda model, loader, device: fewshot.fewshot_score(
+                        model, loader, n_way=c["n_way"], k_shot=c["k_shot"], n_query=c["n_query"],
+                        n_episodes=c["episodes"], seed=c["episode_seed"], classifier=c["classifier"],
+                        device=device)[0])
+    return Task("digits_fewshot", f"8x8 digits on a {c['canvas']}x{c['canvas']} canvas, few-shot: base digits "
+                                  f"0-{nb - 1} ({len(base)} training canvases for the teacher, the first "
+                                  f"{len(student_data.train)} for every student), scored on {c['episodes']} "
+                                  f"{c['n_way']}-way {c['k_shot']}-shot episodes of the {len(novel_y)} canvases "
+                                  f"of the novel digits {nb}-9",
+                teacher_data, student_data, lambda: build_model(c["teacher"], num_classes=nb),
+                lambda: build_model(c["student"], num_classes=nb), c, metric=metric)
